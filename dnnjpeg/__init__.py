@@ -1,0 +1,48 @@
+"""dnnjpeg: JPEG quantization tables tuned for classification networks.
+
+Quick start::
+
+    from PIL import Image
+    import dnnjpeg
+
+    img.save("x.jpg", qtables=dnnjpeg.load("resnet50"))   # plain Pillow
+    dnnjpeg.register()
+    img.save("x.jpg", "DNNJPEG", table="resnet50")        # registered format
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("dnnjpeg")
+except PackageNotFoundError:  # running from a source checkout without install
+    __version__ = "0.0.0+unknown"
+
+from .errors import DnnjpegError
+from .families import Family, load, load_family, register_family, resolve_table, tables
+from .pillow_plugin import encode, register, save, to_jpeg_mode
+from .qtable import SUBSAMPLINGS, QTable, QTableError, SixteenBitTableWarning
+from .zigzag import ZIGZAG, from_zigzag, to_zigzag
+
+__all__ = [
+    "__version__",
+    "DnnjpegError",
+    "Family",
+    "QTable",
+    "QTableError",
+    "SixteenBitTableWarning",
+    "SUBSAMPLINGS",
+    "ZIGZAG",
+    "encode",
+    "from_zigzag",
+    "load",
+    "load_family",
+    "register",
+    "register_family",
+    "resolve_table",
+    "save",
+    "tables",
+    "to_jpeg_mode",
+    "to_zigzag",
+]

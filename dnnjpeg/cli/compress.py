@@ -1,0 +1,61 @@
+"""``dnnjpeg compress IN OUT --table NAME|FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from ..errors import DnnjpegError
+from ..pillow_plugin import save
+from ..qtable import SUBSAMPLINGS
+from . import register_command
+
+
+@register_command("compress", help="compress one image to a baseline JPEG with a dnnjpeg table")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="input image (any format Pillow reads)")
+    parser.add_argument("output", type=Path, help="output JPEG path")
+    parser.add_argument("--table", required=True, help="table family name or JSON path")
+    parser.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
+    parser.add_argument("--subsampling", choices=SUBSAMPLINGS, default=None, help="override the table's subsampling")
+    parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
+    parser.add_argument("--progressive", action="store_true", help="progressive JPEG")
+    parser.add_argument("--strip", action="store_true", help="drop EXIF, ICC profile, XMP and comments")
+    parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    src: Path = args.input
+    dst: Path = args.output
+    if not args.force and dst.exists():
+        raise DnnjpegError(f"{dst}: already exists (pass --force to overwrite)")
+    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+        raise DnnjpegError(f"{dst}: output is the input file; refusing to overwrite it")
+    try:
+        with Image.open(src) as im:
+            im.load()
+            tmp = dst.with_name(f".{dst.name}.dnnjpeg-tmp")
+            try:
+                save(
+                    im,
+                    tmp,
+                    args.table,
+                    quality=args.quality,
+                    subsampling=args.subsampling,
+                    optimize=args.optimize,
+                    progressive=args.progressive,
+                    keep_metadata=not args.strip,
+                )
+                os.replace(tmp, dst)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise DnnjpegError(f"{src}: {exc}") from None
+    before = src.stat().st_size
+    after = dst.stat().st_size
+    print(f"{src} -> {dst}: {before} -> {after} bytes")
+    return 0

@@ -1,0 +1,256 @@
+"""Registry of table *families*: named sets of QTables indexed by quality.
+
+A family holds, for one model, a table per quality ``q`` whose file size matches
+standard JPEG at quality ``q`` on the data it was tuned on.  ``load(name)``
+returns the family's default member; ``load(name, quality=q)`` a given member.
+
+Families come from two places:
+
+* JSON files shipped in the package's ``tables/`` folder (see docs/table-format.md);
+* Python factories registered with :func:`register_family` (e.g. ``standard``).
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .qtable import QTable, QTableError
+
+__all__ = [
+    "Family",
+    "FAMILY_FORMAT",
+    "register_family",
+    "load",
+    "load_family",
+    "tables",
+    "resolve_table",
+    "shipped_tables_dir",
+]
+
+#: Value of the ``format`` key in a family JSON file.
+FAMILY_FORMAT = "dnnjpeg-family"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A named set of QTables, one per quality.
+
+    Attributes:
+        name: registry name, e.g. ``"resnet50"``.
+        description: one line shown by ``dnnjpeg tables``.
+        members: mapping quality -> QTable.
+        default_quality: the member ``load(name)`` returns.
+        provenance: where the family comes from (shown by ``tables show``).
+    """
+
+    name: str
+    description: str
+    members: Mapping[int, QTable]
+    default_quality: int
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def qualities(self) -> list[int]:
+        return sorted(self.members)
+
+    def get(self, quality: int | None = None) -> QTable:
+        if quality is None:
+            quality = self.default_quality
+        if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or int(quality) not in self.members:
+            raise QTableError(
+                f"table {self.name!r} has no member for quality {quality!r}; "
+                f"available qualities: {_format_qualities(self.qualities)}"
+            )
+        return self.members[int(quality)]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str) -> Family:
+        if d.get("format") != FAMILY_FORMAT:
+            raise QTableError(f"{source}: 'format' is {d.get('format')!r}, expected {FAMILY_FORMAT!r}")
+        for key in ("name", "description", "members", "default_quality"):
+            if key not in d:
+                raise QTableError(f"{source}: missing required key {key!r}")
+        members: dict[int, QTable] = {}
+        for i, m in enumerate(d["members"]):
+            if "quality" not in m:
+                raise QTableError(f"{source}: members[{i}] has no 'quality'")
+            m = {"name": d["name"], **m}
+            members[int(m["quality"])] = QTable.from_dict(m, source=f"{source} members[{i}]")
+        if int(d["default_quality"]) not in members:
+            raise QTableError(f"{source}: default_quality {d['default_quality']} is not a member")
+        return cls(
+            name=str(d["name"]),
+            description=str(d["description"]),
+            members=members,
+            default_quality=int(d["default_quality"]),
+            provenance=dict(d.get("provenance", {})),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        members = []
+        for q in self.qualities:
+            m = self.members[q].to_dict()
+            m.pop("name", None)
+            m["quality"] = q
+            members.append(m)
+        return {
+            "format": FAMILY_FORMAT,
+            "version": 1,
+            "name": self.name,
+            "description": self.description,
+            "default_quality": self.default_quality,
+            "provenance": dict(self.provenance),
+            "members": members,
+        }
+
+
+def _format_qualities(qs: list[int]) -> str:
+    if len(qs) > 10 and qs == list(range(qs[0], qs[-1] + 1)):
+        return f"{qs[0]}..{qs[-1]}"
+    return ", ".join(map(str, qs))
+
+
+_FACTORIES: dict[str, Callable[[], Family]] = {}
+
+
+def register_family(name: str) -> Callable[[Callable[[], Family]], Callable[[], Family]]:
+    """Decorator registering a zero-argument factory that builds a :class:`Family`.
+
+    Example:
+        >>> @register_family("my-flat")
+        ... def _flat():
+        ...     return Family("my-flat", "flat 8s", {50: QTable([8] * 64)}, 50)
+        >>> load("my-flat").luma[0]
+        8
+    """
+
+    def deco(factory: Callable[[], Family]) -> Callable[[], Family]:
+        if name in _FACTORIES:
+            raise ValueError(f"table family {name!r} is already registered")
+        _FACTORIES[name] = factory
+        return factory
+
+    return deco
+
+
+@register_family("standard")
+def _standard_family() -> Family:
+    members = {q: QTable.standard(q) for q in range(1, 101)}
+    return Family(
+        name="standard",
+        description="libjpeg's standard (ITU-T T.81 Annex K) tables scaled by quality 1..100, 4:2:0",
+        members=members,
+        default_quality=75,
+        provenance={"source": "ITU-T T.81 Annex K; libjpeg jpeg_quality_scaling", "measured_by_dnnjpeg": False},
+    )
+
+
+def shipped_tables_dir() -> Path:
+    """Folder holding the shipped family JSON files (package data, or the repo's ``tables/``)."""
+    try:
+        root = resources.files("dnnjpeg._shipped_tables")
+        path = Path(str(root))
+        if path.is_dir():
+            return path
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "tables"
+
+
+@lru_cache(maxsize=1)
+def _shipped_files() -> dict[str, Path]:
+    folder = shipped_tables_dir()
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.json"))}
+
+
+@lru_cache(maxsize=None)
+def load_family(name: str) -> Family:
+    """The :class:`Family` registered under ``name``."""
+    if name in _FACTORIES:
+        return _FACTORIES[name]()
+    files = _shipped_files()
+    if name in files:
+        path = files[name]
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise QTableError(f"{path}: not valid JSON: {exc}") from None
+        return Family.from_dict(data, source=str(path))
+    raise QTableError(f"unknown table {name!r}; available: {', '.join(sorted(tables()))}")
+
+
+def tables() -> dict[str, str]:
+    """Names of all available table families with their one-line descriptions.
+
+    Example:
+        >>> "standard" in tables() and "resnet50" in tables()
+        True
+    """
+    out: dict[str, str] = {}
+    for name in sorted(set(_FACTORIES) | set(_shipped_files())):
+        out[name] = load_family(name).description
+    return out
+
+
+def load(name: str | os.PathLike[str], quality: int | None = None) -> QTable:
+    """A shipped table by name (family member for ``quality``), or a table JSON file.
+
+    The result plugs straight into Pillow: ``img.save(f, qtables=load("resnet50"))``.
+    Do not pass ``quality=`` to Pillow alongside it: Pillow >= 11.3 would rescale it.
+
+    Args:
+        name: a family name from :func:`tables`, or a path to a table/family JSON file.
+        quality: which family member (a standard JPEG quality the member is size-matched
+            to); ``None`` for the family default.
+
+    Example:
+        >>> load("resnet50").luma[:4]
+        (17, 16, 17, 20)
+        >>> load("standard", quality=50).luma[:4]
+        (16, 11, 10, 16)
+    """
+    if isinstance(name, (str, os.PathLike)) and _looks_like_path(name):
+        return _load_path(Path(name), quality)
+    if not isinstance(name, str):
+        raise QTableError(f"table name must be a string or path, got {type(name).__name__}")
+    return load_family(name).get(quality)
+
+
+def _looks_like_path(name: str | os.PathLike[str]) -> bool:
+    s = os.fspath(name)
+    return s.endswith(".json") or os.sep in s or (os.altsep is not None and os.altsep in s) or Path(s).is_file()
+
+
+def _load_path(path: Path, quality: int | None) -> QTable:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise QTableError(f"{path}: cannot read table file: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise QTableError(f"{path}: not valid JSON: {exc}") from None
+    if isinstance(data, dict) and data.get("format") == FAMILY_FORMAT:
+        return Family.from_dict(data, source=str(path)).get(quality)
+    if quality is not None:
+        raise QTableError(f"{path}: a single-table file has no quality members (got quality={quality})")
+    return QTable.from_dict(data, source=str(path))
+
+
+def resolve_table(table: str | os.PathLike[str] | QTable, quality: int | None = None) -> QTable:
+    """Accept a QTable, a family name or a JSON path; ``quality`` only applies to families."""
+    if isinstance(table, QTable):
+        if quality is not None:
+            raise QTableError("quality selects a family member; it cannot be combined with a QTable object")
+        return table
+    if isinstance(table, (str, os.PathLike)):
+        return load(table, quality)
+    raise QTableError(f"table must be a name, a JSON path or a QTable, got {type(table).__name__}")
