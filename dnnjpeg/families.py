@@ -18,7 +18,6 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +123,13 @@ _FACTORIES: dict[str, Callable[[], Family]] = {}
 def register_family(name: str) -> Callable[[Callable[[], Family]], Callable[[], Family]]:
     """Decorator registering a zero-argument factory that builds a :class:`Family`.
 
-    Example:
-        >>> @register_family("my-flat")
-        ... def _flat():
-        ...     return Family("my-flat", "flat 8s", {50: QTable([8] * 64)}, 50)
-        >>> load("my-flat").luma[0]
-        8
+    Example (registers for the rest of the process, so not run as a doctest)::
+
+        @register_family("my-flat")
+        def _flat() -> Family:
+            return Family("my-flat", "flat 8s", {50: QTable([8] * 64)}, 50)
+
+        load("my-flat").luma[0]  # 8
     """
 
     def deco(factory: Callable[[], Family]) -> Callable[[], Family]:
@@ -154,14 +154,14 @@ def _standard_family() -> Family:
 
 
 def shipped_tables_dir() -> Path:
-    """Folder holding the shipped family JSON files (package data, or the repo's ``tables/``)."""
-    try:
-        root = resources.files("dnnjpeg._shipped_tables")
-        path = Path(str(root))
-        if path.is_dir():
-            return path
-    except ModuleNotFoundError:
-        pass
+    """Folder holding the shipped family JSON files.
+
+    An installed package carries them as ``dnnjpeg/_shipped_tables/`` (package data
+    mapped from the repository's ``tables/``); a source checkout reads ``tables/``.
+    """
+    installed = Path(__file__).resolve().parent / "_shipped_tables"
+    if installed.is_dir():
+        return installed
     return Path(__file__).resolve().parent.parent / "tables"
 
 

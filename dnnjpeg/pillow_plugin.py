@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from .families import resolve_table
 from .qtable import SUBSAMPLINGS, QTable, QTableError
@@ -86,7 +86,7 @@ def to_jpeg_mode(im: Image.Image) -> Image.Image:
     """Convert ``im`` to a mode JPEG can store (L, RGB, CMYK) by the documented rule.
 
     Example:
-        >>> from PIL import Image
+        >>> from PIL import Image, JpegImagePlugin
         >>> to_jpeg_mode(Image.new("RGBA", (2, 2), (0, 0, 0, 0))).getpixel((0, 0))
         (255, 255, 255)
         >>> to_jpeg_mode(Image.new("I;16", (2, 2), 65535)).getpixel((0, 0))
@@ -171,7 +171,7 @@ def save(im: Image.Image, fp: str | os.PathLike[str] | IO[bytes], table: Any = "
 
     Example:
         >>> import io
-        >>> from PIL import Image
+        >>> from PIL import Image, JpegImagePlugin
         >>> buf = io.BytesIO()
         >>> save(Image.new("RGB", (16, 16), "red"), buf, "resnet50")
         >>> Image.open(buf).quantization[0][:4]
@@ -193,7 +193,18 @@ def _pillow_save_handler(im: Image.Image, fp: IO[bytes], filename: str | bytes) 
     table = options.pop("table", "standard")
     kwargs = jpeg_save_kwargs(im, table=table, **options)
     out = to_jpeg_mode(im)
-    out.save(fp, "JPEG", **kwargs)
+    # Call Pillow's JPEG writer directly with exactly our options.  A nested
+    # ``out.save(...)`` would merge the caller's encoderinfo (our ``quality`` among
+    # them) back in, and Pillow would rescale the tables.
+    previous = getattr(out, "encoderinfo", None)
+    out.encoderinfo = kwargs
+    try:
+        JpegImagePlugin._save(out, fp, filename)
+    finally:
+        if previous is None:
+            del out.encoderinfo
+        else:
+            out.encoderinfo = previous
 
 
 def register() -> None:
@@ -203,7 +214,7 @@ def register() -> None:
 
     Example:
         >>> import io, dnnjpeg
-        >>> from PIL import Image
+        >>> from PIL import Image, JpegImagePlugin
         >>> dnnjpeg.register()
         >>> buf = io.BytesIO()
         >>> Image.new("L", (8, 8)).save(buf, "DNNJPEG", table="standard", quality=90)

@@ -1,7 +1,7 @@
 """The ``dnnjpeg`` command line, written as ``main(argv) -> exit code``.
 
 Each sub-command lives in its own module of this package and registers itself with
-:func:`register_command`; :data:`COMMAND_MODULES` lists the modules to load.  Heavy
+:func:`register_command`; every module of this package is loaded when the parser is built.  Heavy
 imports (torch, models) happen inside the command handlers, so ``dnnjpeg tables``
 stays fast.
 """
@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Callable, Sequence
 
 from .. import __version__
 from ..errors import DnnjpegError
 
-__all__ = ["main", "register_command", "COMMAND_MODULES"]
-
-#: Modules (in this package) that define sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "tables",
-    "compress",
-)
+__all__ = ["main", "register_command", "build_parser"]
 
 Configure = Callable[[argparse.ArgumentParser], None]
 _REGISTRY: dict[str, tuple[str, Configure]] = {}
@@ -44,8 +39,9 @@ def register_command(name: str, help: str) -> Callable[[Configure], Configure]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    for module in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
     parser = argparse.ArgumentParser(
         prog="dnnjpeg",
         description="JPEG quantization tables tuned for classification networks.",

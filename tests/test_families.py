@@ -1,0 +1,96 @@
+"""Shipped table families: load(), tables(), errors, JSON files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dnnjpeg
+from dnnjpeg import QTable, QTableError
+from dnnjpeg.families import FAMILY_FORMAT, Family, load_family, shipped_tables_dir
+
+SEED_TABLE_87 = [
+    17, 16, 17, 20, 24, 34, 32, 39,
+    18, 19, 22, 23, 26, 29, 30, 47,
+    21, 22, 21, 28, 26, 43, 33, 43,
+    27, 25, 29, 30, 33, 38, 35, 65,
+    21, 27, 26, 41, 45, 53, 49, 53,
+    34, 35, 36, 36, 45, 58, 49, 80,
+    29, 44, 34, 42, 42, 62, 64, 68,
+    31, 41, 37, 59, 67, 44, 77, 102,
+]  # fmt: skip
+
+
+def test_tables_lists_names_with_descriptions():
+    names = dnnjpeg.tables()
+    assert {"resnet50", "standard"} <= set(names)
+    assert all(isinstance(d, str) and d for d in names.values())
+
+
+def test_resnet50_is_seed_table_87_for_all_components():
+    qt = dnnjpeg.load("resnet50")
+    assert isinstance(qt, QTable)
+    assert list(qt.luma) == SEED_TABLE_87 and list(qt.chroma) == SEED_TABLE_87
+    assert qt.subsampling == "4:2:0"
+    prov = qt.meta["provenance"]
+    assert "2003.02874" in prov["source"] and prov["measured_by_dnnjpeg"] is False
+    reported = qt.meta["metrics"]["reported_by_source"]
+    assert (reported["top1"], reported["cr"]) == (0.7122, 21.51)
+    assert (reported["standard_q50_top1"], reported["standard_q50_cr"]) == (0.7069, 21.69)
+
+
+def test_standard_family_members_and_default():
+    fam = load_family("standard")
+    assert fam.qualities == list(range(1, 101))
+    assert dnnjpeg.load("standard") == QTable.standard(75)
+    assert dnnjpeg.load("standard", quality=30) == QTable.standard(30)
+
+
+def test_unknown_name_lists_what_exists():
+    with pytest.raises(QTableError, match=r"unknown table 'nope'; available: .*resnet50.*standard"):
+        dnnjpeg.load("nope")
+
+
+def test_unknown_quality_lists_members():
+    with pytest.raises(QTableError, match=r"'resnet50' has no member for quality 75; available qualities: 50"):
+        dnnjpeg.load("resnet50", quality=75)
+    with pytest.raises(QTableError, match=r"available qualities: 1\.\.100"):
+        dnnjpeg.load("standard", quality=0)
+
+
+def test_load_from_table_and_family_files(tmp_path):
+    single = tmp_path / "mine.json"
+    QTable([7] * 64, meta={"name": "mine"}).to_json(single)
+    assert dnnjpeg.load(single).luma == (7,) * 64
+    assert dnnjpeg.load(str(single)).luma == (7,) * 64
+    with pytest.raises(QTableError, match="single-table file has no quality members"):
+        dnnjpeg.load(single, quality=50)
+
+    fam = Family("fam", "two members", {30: QTable([30] * 64), 60: QTable([10] * 64)}, 60)
+    path = tmp_path / "fam.json"
+    path.write_text(json.dumps(fam.to_dict()))
+    assert dnnjpeg.load(path).luma[0] == 10
+    assert dnnjpeg.load(path, quality=30).luma[0] == 30
+
+
+def test_resolve_table_refuses_quality_with_qtable():
+    with pytest.raises(QTableError, match="cannot be combined with a QTable"):
+        dnnjpeg.resolve_table(QTable([4] * 64), quality=50)
+    with pytest.raises(QTableError, match="must be a name, a JSON path or a QTable"):
+        dnnjpeg.resolve_table(12)  # type: ignore[arg-type]
+
+
+def test_every_shipped_file_is_valid():
+    files = sorted(shipped_tables_dir().glob("*.json"))
+    assert files, f"no shipped tables found in {shipped_tables_dir()}"
+    for path in files:
+        data = json.loads(path.read_text())
+        assert data["format"] == FAMILY_FORMAT, path
+        assert data["name"] == path.stem, path
+        fam = load_family(path.stem)
+        assert fam.provenance, f"{path}: provenance missing"
+        for q in fam.qualities:
+            member = fam.get(q)
+            assert member.is_baseline, f"{path} q{q}"
+            assert member.meta.get("provenance"), f"{path} q{q}: member provenance missing"
