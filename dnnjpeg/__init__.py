@@ -38,6 +38,7 @@ __all__ = [
     "from_zigzag",
     "load",
     "load_family",
+    "recompress",
     "register",
     "register_family",
     "resolve_table",
@@ -46,3 +47,11 @@ __all__ = [
     "to_jpeg_mode",
     "to_zigzag",
 ]
+
+
+def __getattr__(name: str):  # PEP 562: keep ``import dnnjpeg`` light
+    if name == "recompress":
+        from .batch import recompress
+
+        return recompress
+    raise AttributeError(f"module 'dnnjpeg' has no attribute {name!r}")

@@ -124,6 +124,22 @@ def _check_options(options: Mapping[str, Any]) -> None:
         )
 
 
+_EXIF_HEADER = b"Exif\x00\x00"
+
+
+def _source_metadata(im: Image.Image) -> dict[str, Any]:
+    """``im.info``'s metadata in the form the JPEG writer needs.
+
+    Pillow's WebP reader gives EXIF without the ``Exif\\0\\0`` header that a JPEG APP1
+    segment needs (written as is, no reader finds the EXIF, orientation included).
+    """
+    info = {k: im.info[k] for k in _METADATA_KEYS if k in im.info}
+    exif = info.get("exif")
+    if isinstance(exif, bytes) and exif and not exif.startswith(_EXIF_HEADER):
+        info["exif"] = _EXIF_HEADER + exif
+    return info
+
+
 def jpeg_save_kwargs(im: Image.Image, **options: Any) -> dict[str, Any]:
     """Translate DNNJPEG options to Pillow ``"JPEG"`` save keywords (never ``quality``)."""
     _check_options(options)
@@ -142,11 +158,12 @@ def jpeg_save_kwargs(im: Image.Image, **options: Any) -> dict[str, Any]:
         "progressive": bool(options.get("progressive", False)),
     }
     keep = options.get("keep_metadata", True)
+    info = _source_metadata(im) if keep else {}
     for key in _METADATA_KEYS:
         if key in options:
             value = options[key]
         elif keep:
-            value = im.info.get(key)
+            value = info.get(key)
         else:
             value = b"" if key != "dpi" else None
         if value is None:

@@ -1,0 +1,641 @@
+"""Running a batch: resume from the manifest, local process pool or Dask backend, progress, summary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import socket
+import stat
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from .. import __version__
+from ..errors import DnnjpegError
+from ..families import resolve_table
+from ..pillow_plugin import jpeg_save_kwargs
+from ..qtable import QTable
+from . import manifest as mf
+from .plan import (
+    EXTENSION_RULES,
+    TMP_PREFIX,
+    Collision,
+    Skipped,
+    Task,
+    check_paths,
+    display,
+    parse_shard,
+    walk,
+)
+from .worker import Options, _safe_makedirs, init_pool_worker, process_batch
+
+__all__ = ["Summary", "default_workers", "recompress"]
+
+Emit = Callable[[list[dict[str, Any]]], None]
+
+
+def default_workers() -> int:
+    """Cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Summary:
+    """Outcome of a run, over every file of the plan (this run's work and what earlier runs finished).
+
+    ``ok``: re-encoded; ``kept``: original bytes kept; ``copied``: not an image, copied
+    unchanged; ``failed``: see ``failures``; ``skipped``: left alone on purpose (symlinks out
+    of SRC, special files, non-images with ``images_only``), see ``skipped_entries``.
+    ``bytes_before``/``bytes_after`` cover ok + kept + copied files; ``image_bytes_*`` only ok + kept.
+    """
+
+    src: str
+    dst: str
+    files: int = 0
+    processed: int = 0  # files handled by this run
+    resumed: int = 0  # files an earlier run had finished (or failed), not redone
+    ok: int = 0
+    kept: int = 0
+    copied: int = 0
+    failed: int = 0
+    skipped: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    image_bytes_before: int = 0
+    image_bytes_after: int = 0
+    processed_bytes: int = 0  # source bytes read by this run
+    seconds: float = 0.0
+    interrupted: bool = False
+    backend: str = ""
+    workers: int = 0
+    manifest: str = ""
+    bad_manifest_lines: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    skipped_entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        """Image bytes before / after (compression gained by re-encoding); 0 when nothing was encoded."""
+        return self.image_bytes_before / self.image_bytes_after if self.image_bytes_after else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every file is finished, 1 when any failed (or the run was interrupted)."""
+        return 1 if self.failed or self.interrupted else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ratio"] = round(self.ratio, 4)
+        d["exit_code"] = self.exit_code
+        return d
+
+    def format(self, max_failures: int = 20) -> str:
+        """Human-readable summary (what the CLI prints)."""
+        mb = 1e6
+        rate = self.processed / self.seconds if self.seconds else 0.0
+        mbps = self.processed_bytes / mb / self.seconds if self.seconds else 0.0
+        lines = [
+            f"{self.files} files: {self.ok} recompressed, {self.kept} kept, {self.copied} copied, "
+            f"{self.failed} failed"
+            + (f" ({self.resumed} handled by an earlier run)" if self.resumed else "")
+            + (f"; {self.skipped} entries skipped" if self.skipped else ""),
+            (
+                f"this run: {self.processed} files in {self.seconds:.1f} s ({rate:.1f} files/s, {mbps:.1f} MB/s)"
+                f" on {self.workers} {self.backend} worker{'s' if self.workers != 1 else ''}"
+                if self.processed
+                else f"this run: nothing left to do ({self.seconds:.1f} s)"
+            ),
+            f"images: {self.image_bytes_before / mb:.1f} MB -> {self.image_bytes_after / mb:.1f} MB"
+            + (f" (ratio {self.ratio:.2f}x)" if self.image_bytes_after else ""),
+            f"all files: {self.bytes_before / mb:.1f} MB -> {self.bytes_after / mb:.1f} MB",
+        ]
+        if self.interrupted:
+            lines.append("interrupted: rerun the same command to resume")
+        if self.bad_manifest_lines:
+            lines.append(f"note: ignored {self.bad_manifest_lines} incomplete manifest line(s) from an interrupted run")
+        if self.failures:
+            lines.append(f"failures ({self.failed}):")
+            for f in self.failures[:max_failures]:
+                lines.append(f"  {display(f['path'])}: {f['reason']}")
+            if self.failed > max_failures:
+                lines.append(f"  ... and {self.failed - max_failures} more (see the report or the manifest)")
+        return "\n".join(lines)
+
+
+# -- backends ------------------------------------------------------------------------
+
+
+def _chunks(tasks: Sequence[Task], size: int) -> deque[list[Task]]:
+    return deque(list(tasks[i : i + size]) for i in range(0, len(tasks), size))
+
+
+def _crash_record(task: Task, reason: str) -> dict[str, Any]:
+    rec: dict[str, Any] = {"type": "file", "path": task.rel}
+    if task.out != task.rel:
+        rec["out"] = task.out
+    rec.update(
+        status="failed",
+        src_size=task.size,
+        src_mtime_ns=task.mtime_ns,
+        src_sha256=None,
+        dst_size=None,
+        dst_sha256=None,
+        reason=reason,
+    )
+    return rec
+
+
+def _run_serial(src: str, dst: str, tasks: Sequence[Task], opts: Options, emit: Emit, batch_size: int) -> None:
+    for batch in _chunks(tasks, batch_size):
+        emit(process_batch(src, dst, batch, opts))
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """``fork`` from a single-threaded process (fast, no re-import of ``__main__``);
+    otherwise ``forkserver`` (forking a threaded process is unsafe), else ``spawn``."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(["dnnjpeg.batch.worker"])
+    return ctx
+
+
+class _PoolBroken(Exception):
+    pass
+
+
+def _run_pool(
+    src: str, dst: str, tasks: Sequence[Task], opts: Options, emit: Emit, workers: int, batch_size: int
+) -> None:
+    """Local processes.  A worker that dies (a crash inside a decoder) breaks the pool: the
+    batches in flight are then retried one file at a time, so the file that kills a worker
+    is found and recorded as failed, and the run goes on with a fresh pool."""
+    ctx = _mp_context()
+    pending = _chunks(tasks, batch_size)
+    suspects: deque[Task] = deque()
+    limit = max(2, workers * 3)
+    while pending or suspects:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_pool_worker)
+        inflight: dict[Any, tuple[list[Task], bool]] = {}
+        broken = False
+        try:
+            while True:
+                if suspects:
+                    if not inflight:
+                        t = suspects.popleft()
+                        inflight[pool.submit(process_batch, src, dst, [t], opts)] = ([t], True)
+                else:
+                    while pending and len(inflight) < limit:
+                        b = pending.popleft()
+                        inflight[pool.submit(process_batch, src, dst, b, opts)] = (b, False)
+                if not inflight:
+                    break
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    batch, single = inflight.pop(fut)
+                    exc = fut.exception()
+                    if exc is None:
+                        emit(fut.result())
+                    elif single:
+                        why = "worker process crashed" if isinstance(exc, BrokenProcessPool) else repr(exc)
+                        emit([_crash_record(batch[0], f"{why} while processing this file")])
+                        if isinstance(exc, BrokenProcessPool):
+                            raise _PoolBroken
+                    else:
+                        suspects.extend(batch)
+                        if isinstance(exc, BrokenProcessPool):
+                            raise _PoolBroken
+        except _PoolBroken:
+            broken = True
+            for batch, _single in inflight.values():
+                suspects.extend(batch)
+            inflight.clear()
+        finally:
+            pool.shutdown(wait=broken or not inflight, cancel_futures=True)
+
+
+def _run_dask(
+    src: str, dst: str, tasks: Sequence[Task], opts: Options, emit: Emit, address: str, batch_size: int
+) -> int:
+    """Tasks on an existing Dask cluster; the client (this process) writes the manifest."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise DnnjpegError("--scheduler needs dask's distributed package: pip install 'dnnjpeg[dask]'") from None
+    try:
+        client = Client(address, timeout="30s", set_as_default=False)
+    except OSError as exc:
+        raise DnnjpegError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    try:
+        nthreads = sum(client.nthreads().values())
+        limit = max(4, 3 * nthreads)
+        pending = _chunks(tasks, batch_size)
+        futures: dict[Any, list[Task]] = {}
+
+        def submit(batch: list[Task]) -> Any:
+            fut = client.submit(process_batch, src, dst, batch, opts, pure=False)
+            futures[fut] = batch
+            return fut
+
+        first = [submit(pending.popleft()) for _ in range(min(limit, len(pending)))]
+        ac = as_completed(first, loop=client.loop)
+        for fut in ac:
+            batch = futures.pop(fut)
+            try:
+                records = fut.result()
+            except Exception as exc:  # noqa: BLE001 - KilledWorker, lost worker, ...
+                if len(batch) > 1:
+                    for t in batch:  # find the culprit
+                        ac.add(submit([t]))
+                    records = []
+                else:
+                    records = [_crash_record(batch[0], f"Dask task failed: {type(exc).__name__}: {exc}")]
+            fut.release()
+            if records:
+                emit(records)
+            while pending and len(futures) < limit:
+                ac.add(submit(pending.popleft()))
+        return nthreads
+    finally:
+        client.close()
+
+
+# -- the run -------------------------------------------------------------------------
+
+
+def _settings(opts: Options, extension: str) -> dict[str, Any]:
+    qt = opts.table
+    sub = opts.subsampling or qt.subsampling
+    return {
+        "luma": list(qt.luma),
+        "chroma": list(qt.chroma),
+        "subsampling": sub,
+        "optimize": opts.optimize,
+        "progressive": opts.progressive,
+        "strip": opts.strip,
+        "keep_smaller": opts.keep_smaller,
+        "extension": extension,
+        "in_place": opts.in_place,
+    }
+
+
+def _fingerprint(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _remove_stale_tmp(folder: str, tag: str) -> None:
+    prefix = f"{TMP_PREFIX}{tag}-"
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.startswith(prefix) and e.is_file(follow_symlinks=False):
+                    try:
+                        os.unlink(e.path)
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+
+
+def _is_done(task: Task, entry: mf.Entry, dst_root: str, in_place: bool) -> bool:
+    """Has an earlier run finished (or, when failed, tried) this exact source file?"""
+    if entry.status in mf.DONE_STATUSES:
+        if in_place:
+            return entry.dst_size == task.size and entry.src_mtime_ns == task.mtime_ns
+        if entry.src_size != task.size or entry.src_mtime_ns != task.mtime_ns:
+            return False
+        try:
+            st = os.lstat(os.path.join(dst_root, task.out))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == entry.dst_size
+    return entry.src_size == task.size and entry.src_mtime_ns == task.mtime_ns
+
+
+def _write_report(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="ascii") as f:
+        json.dump(data, f, indent=1, ensure_ascii=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def recompress(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str] | None = None,
+    table: str | os.PathLike[str] | QTable = "standard",
+    quality: int | None = None,
+    workers: int | None = None,
+    *,
+    report: str | os.PathLike[str] | None = None,
+    images_only: bool = False,
+    in_place: bool = False,
+    strip: bool = False,
+    keep_smaller: bool = False,
+    retry_failed: bool = False,
+    restart: bool = False,
+    extension: str = "keep",
+    follow_symlinks: bool = False,
+    subsampling: str | None = None,
+    optimize: bool = False,
+    progressive: bool = False,
+    max_pixels: int | None = None,
+    scheduler: str | None = None,
+    shard: str | tuple[int, int] | None = None,
+    fsync: bool | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> Summary:
+    """Recompress every image under ``src`` into ``dst`` with a dnnjpeg table, mirroring the tree.
+
+    See ``docs/recompress.md`` for the full behaviour.  In short: JPEG, PNG, BMP, TIFF and
+    WebP files are re-encoded as baseline JPEG with ``table`` (``quality`` picks the family
+    member); other files are copied unchanged unless ``images_only``.  ``src`` is never
+    modified (except with ``in_place=True``, which replaces images atomically).  A JSONL
+    manifest in ``dst`` records finished files; calling again with the same arguments
+    resumes, and ``retry_failed=True`` redoes the failures.
+
+    Args:
+        src: folder to read.
+        dst: folder to write (created); must not overlap ``src``.  ``None`` with ``in_place``.
+        table: family name, JSON path or :class:`~dnnjpeg.QTable`.
+        quality: family member (``None``: the family default).
+        workers: local worker processes (default: one per core; ``0``: in this process).
+            With ``scheduler``, ignored (the cluster's threads work).
+        report: write a JSON report (summary, every failure and skip) to this path.
+        images_only: do not copy non-image files.
+        in_place: replace images inside ``src`` (``dst`` must be ``None`` or ``src``).
+        strip: drop EXIF, ICC profile, XMP and comments (an EXIF orientation other than 1 is kept).
+        keep_smaller: keep a JPEG's original bytes when re-encoding would not shrink it.
+        retry_failed: redo files an earlier run recorded as failed.
+        restart: ignore manifest records written with other settings (redo those files)
+            instead of refusing to run.
+        extension: name rule for non-JPEG images: ``"keep"``, ``"replace"`` or ``"append"``.
+        follow_symlinks: follow every symlink, also out of ``src`` (loops are detected).
+        subsampling, optimize, progressive: as for :func:`dnnjpeg.save`.
+        max_pixels: fail images with more pixels than this (default: Pillow's
+            ``Image.MAX_IMAGE_PIXELS`` rule, an error beyond twice that).
+        scheduler: address of a Dask scheduler (``tcp://host:8786``) to run on instead of
+            local processes.  Workers must see ``src`` and ``dst`` at the same paths.
+        shard: ``"I/N"`` or ``(I, N)``: process only shard I (0-based) of N, split by a hash
+            of each file's relative path.  Each shard writes its own manifest.
+        fsync: flush each output (and the manifest every 2 s) to disk before renaming;
+            default True in place, False otherwise.
+        batch_size: files per task (default: up to 16 locally, fewer for small runs; 8 on Dask).
+        progress: show a progress bar on stderr.
+
+    Returns:
+        the :class:`Summary`; ``summary.exit_code`` is 1 when any file failed.
+    """
+    t_start = time.perf_counter()
+    src_root, dst_root = check_paths(src, dst, in_place)
+    if extension not in EXTENSION_RULES:
+        raise DnnjpegError(f"extension rule {extension!r} is not one of {', '.join(EXTENSION_RULES)}")
+    if in_place and extension != "keep":
+        raise DnnjpegError("--in-place keeps every file's name: --extension must be 'keep'")
+    shard_t = parse_shard(shard)
+    if max_pixels is not None and max_pixels < 1:
+        raise DnnjpegError("max_pixels must be a positive number of pixels")
+    qt = resolve_table(table, quality)
+    # Surface table/option errors now rather than once per file.
+    jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling)
+    if fsync is None:
+        fsync = in_place
+    if workers is None:
+        workers = default_workers()
+    if workers < 0:
+        raise DnnjpegError("workers must be >= 0")
+    tag = "all" if shard_t is None or shard_t[1] == 1 else f"s{shard_t[0]}of{shard_t[1]}"
+    opts = Options(
+        tables=Options.table_values(qt),
+        subsampling=subsampling,
+        optimize=optimize,
+        progressive=progressive,
+        strip=strip,
+        keep_smaller=keep_smaller,
+        max_pixels=max_pixels,
+        fsync=bool(fsync),
+        in_place=in_place,
+        tmp_tag=tag,
+    )
+    settings = _settings(opts, extension)
+    cfg = _fingerprint(settings)
+
+    if not in_place:
+        try:
+            os.makedirs(dst_root, exist_ok=True)
+        except OSError as exc:
+            raise DnnjpegError(f"{dst}: cannot create DST: {exc.strerror or exc}") from None
+    manifest_path = os.path.join(dst_root, mf.manifest_name(shard_t))
+    resuming = os.path.exists(manifest_path)
+    summary = Summary(src=src_root, dst=dst_root, manifest=manifest_path)
+    with mf.ManifestWriter(manifest_path, fsync=bool(fsync)) as writer:
+        entries, summary.bad_manifest_lines = mf.load(dst_root)
+        others = sorted({e.cfg for e in entries.values() if e.cfg != cfg})
+        if others and not restart:
+            raise DnnjpegError(
+                f"{dst_root} holds files recompressed with other settings (table, subsampling, strip, "
+                "keep-smaller or extension rule differ); use another DST, the same settings, "
+                "or --restart to redo those files with the new settings"
+            )
+
+        # Plan.
+        todo: list[Task] = []
+        previous: list[tuple[Task, mf.Entry]] = []
+        folders: list[str] = [""]
+        collisions = 0
+        for item in walk(
+            src_root,
+            extension=extension,
+            images_only=images_only,
+            follow_symlinks=follow_symlinks,
+            in_place=in_place,
+            shard=shard_t,
+            exclude=None if in_place else dst_root,
+        ):
+            if isinstance(item, str):
+                folders.append(item)
+            elif isinstance(item, Task):
+                entry = entries.get(item.rel)
+                if (
+                    entry is not None
+                    and entry.cfg == cfg
+                    and not (retry_failed and entry.status == "failed")
+                    and _is_done(item, entry, dst_root, in_place)
+                ):
+                    previous.append((item, entry))
+                else:
+                    todo.append(item)
+            elif isinstance(item, Skipped):
+                summary.skipped_entries.append({"path": item.rel, "reason": item.reason})
+            elif isinstance(item, Collision):
+                collisions += 1
+                summary.failures.append({"path": item.rel, "reason": item.reason, "earlier_run": False})
+        del entries
+        if not in_place:
+            for rel_dir in folders:  # mirror the tree, empty folders included
+                try:
+                    folder = _safe_makedirs(dst_root, rel_dir)
+                except OSError as exc:
+                    raise DnnjpegError(f"cannot create {display(rel_dir)} in DST: {exc}") from None
+                if resuming:
+                    _remove_stale_tmp(folder, tag)
+        elif resuming:
+            for rel_dir in folders:
+                _remove_stale_tmp(os.path.join(src_root, rel_dir), tag)
+
+        # Earlier runs' work counts in the summary.
+        for task, entry in previous:
+            _count(summary, task.kind, entry.status, entry.src_size, entry.dst_size)
+            if entry.status == "failed":
+                summary.failures.append({"path": task.rel, "reason": entry.reason or "", "earlier_run": True})
+        summary.resumed = len(previous)
+        summary.files = len(todo) + len(previous) + collisions
+        summary.skipped = len(summary.skipped_entries)
+        summary.failed = len(summary.failures)
+        del previous
+
+        if scheduler:
+            backend, n_workers = "dask", 0
+        elif workers == 0 or len(todo) <= 1:
+            backend, n_workers = "in-process", 1
+        else:
+            backend, n_workers = "process", min(workers, max(1, len(todo)))
+        summary.backend, summary.workers = backend, n_workers
+        writer.append(
+            {
+                "type": "run",
+                "t": time.time(),
+                "dnnjpeg": __version__,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "src": src_root,
+                "shard": list(shard_t) if shard_t else None,
+                "backend": backend,
+                "cfg": cfg,
+                "settings": settings,
+                "todo": len(todo),
+            }
+        )
+        kinds = {t.rel: t.kind for t in todo}
+        bar = _Progress(len(todo), sum(t.size for t in todo), progress)
+
+        def emit(records: list[dict[str, Any]]) -> None:
+            now = time.time()
+            for rec in records:
+                rec["cfg"] = cfg
+                rec["t"] = now
+                writer.append(rec)
+                kind = kinds.pop(rec["path"], "image")
+                _count(summary, kind, rec["status"], rec["src_size"], rec["dst_size"])
+                summary.processed += 1
+                summary.processed_bytes += rec["src_size"] or 0
+                if rec["status"] == "failed":
+                    summary.failed += 1
+                    summary.failures.append({"path": rec["path"], "reason": rec["reason"], "earlier_run": False})
+                bar.update(rec["src_size"] or 0, summary.failed)
+
+        try:
+            if not todo:
+                pass
+            elif backend == "dask":
+                assert scheduler is not None
+                summary.workers = _run_dask(src_root, dst_root, todo, opts, emit, scheduler, batch_size or 8)
+            elif backend == "in-process":
+                _run_serial(src_root, dst_root, todo, opts, emit, batch_size or 1)
+            else:
+                # Batches amortise the per-task cost; 16 per worker keeps the tail short.
+                size = batch_size or max(1, min(16, len(todo) // (n_workers * 16)))
+                _run_pool(src_root, dst_root, todo, opts, emit, n_workers, size)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            raise
+        finally:
+            bar.close()
+            summary.failures.sort(key=lambda f: f["path"])
+            summary.seconds = time.perf_counter() - t_start
+            if report is not None:
+                _write_report(
+                    report,
+                    {
+                        "format": "dnnjpeg-recompress-report",
+                        "version": 1,
+                        "summary": {
+                            k: v for k, v in summary.to_dict().items() if k not in ("failures", "skipped_entries")
+                        },
+                        "settings": {
+                            "table": qt.meta.get("name", str(table) if not isinstance(table, QTable) else None),
+                            "quality": qt.meta.get("quality"),
+                            "fingerprint": cfg,
+                            **{k: v for k, v in settings.items() if k not in ("luma", "chroma")},
+                        },
+                        "failures": summary.failures,
+                        "skipped": summary.skipped_entries,
+                    },
+                )
+    return summary
+
+
+def _count(summary: Summary, kind: str, status: str, src_size: int | None, dst_size: int | None) -> None:
+    if status == "ok":
+        summary.ok += 1
+    elif status == "kept":
+        summary.kept += 1
+    elif status == "copied":
+        summary.copied += 1
+    if status in mf.DONE_STATUSES:
+        summary.bytes_before += src_size or 0
+        summary.bytes_after += dst_size or 0
+        if status != "copied":
+            summary.image_bytes_before += src_size or 0
+            summary.image_bytes_after += dst_size or 0
+
+
+class _Progress:
+    """tqdm bar: files done, MB/s of source read, failures so far."""
+
+    def __init__(self, total: int, total_bytes: int, enabled: bool) -> None:
+        self._bar = None
+        self._bytes = 0
+        self._t0 = time.perf_counter()
+        self._last = 0.0
+        if enabled and total:
+            from tqdm import tqdm
+
+            class _Bar(tqdm):  # type: ignore[misc]
+                monitor_interval = 0  # no monitor thread: the pool may still fork
+
+            self._bar = _Bar(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, nbytes: int, failed: int) -> None:
+        if self._bar is None:
+            return
+        self._bytes += nbytes
+        self._bar.update(1)
+        now = time.perf_counter()
+        if now - self._last >= 0.5:
+            self._last = now
+            mbps = self._bytes / 1e6 / max(now - self._t0, 1e-9)
+            self._bar.set_postfix_str(f"{mbps:.1f} MB/s, {failed} failed", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            mbps = self._bytes / 1e6 / max(time.perf_counter() - self._t0, 1e-9)
+            self._bar.set_postfix_str(f"{mbps:.1f} MB/s", refresh=True)
+            self._bar.close()

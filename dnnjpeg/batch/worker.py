@@ -1,0 +1,360 @@
+"""Recompressing (or copying) one file: :func:`process` returns the manifest record.
+
+Runs in worker processes (local pool or Dask workers); never raises for a bad
+input, only records ``"failed"`` with the reason.  Every output is written to a
+temporary file in its destination folder and renamed over the final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import io
+import os
+import secrets
+import stat
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from ..pillow_plugin import encode
+from ..qtable import QTable
+from .plan import TMP_PREFIX, Task
+
+__all__ = ["OPEN_FORMATS", "Options", "UnsafeDestination", "init_pool_worker", "process", "process_batch"]
+
+#: Formats an image input may turn out to be (by content).  Anything else fails.
+OPEN_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "TIFF", "WEBP")  # "JPEG" also opens MPO files
+_JPEG_FORMATS = ("JPEG", "MPO")
+_ORIENTATION = 0x0112
+_COPY_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-run settings shipped to every worker (plain values: cheap to pickle per task).
+
+    ``tables`` is ``(luma, chroma, subsampling)`` of the QTable (see :meth:`for_table`);
+    the QTable is rebuilt once per worker process, not once per task.
+    """
+
+    tables: tuple[tuple[int, ...], tuple[int, ...], str]
+    subsampling: str | None = None
+    optimize: bool = False
+    progressive: bool = False
+    strip: bool = False
+    keep_smaller: bool = False
+    max_pixels: int | None = None  # None: Pillow's Image.MAX_IMAGE_PIXELS rule
+    fsync: bool = False
+    in_place: bool = False
+    tmp_tag: str = "all"  # temporary files are named .dnnjpeg-tmp-<tag>-<pid>-<random>
+
+    @staticmethod
+    def table_values(qt: QTable) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+        return (tuple(qt.luma), tuple(qt.chroma), qt.subsampling)
+
+    @property
+    def table(self) -> QTable:
+        return _qtable(self.tables)
+
+
+@functools.lru_cache(maxsize=8)
+def _qtable(values: tuple[tuple[int, ...], tuple[int, ...], str]) -> QTable:
+    luma, chroma, subsampling = values
+    if max(max(luma), max(chroma)) > 255:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return QTable(luma, chroma, subsampling, allow_16bit=True)
+    return QTable(luma, chroma, subsampling)
+
+
+class UnsafeDestination(OSError):
+    """A folder on the way to an output is a symlink or not a folder: writing could leave DST."""
+
+
+class _ReadError(Exception):
+    """Reading the source failed (the OSError is its ``__cause__``)."""
+
+
+_made_dirs: set[str] = set()
+_made_lock = threading.Lock()
+
+
+def _safe_makedirs(dst_root: str, rel_dir: str) -> str:
+    """Create ``dst_root/rel_dir`` folder by folder, refusing symlinks or files on the way."""
+    if not rel_dir:
+        return dst_root
+    full = os.path.join(dst_root, rel_dir)
+    if full in _made_dirs:
+        return full
+    path = dst_root
+    for part in rel_dir.split("/"):
+        path = os.path.join(path, part)
+        if path in _made_dirs:
+            continue
+        try:
+            os.mkdir(path, 0o777)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeDestination(errno.ELOOP, f"{path} is a symlink in DST; refusing to write through it")
+        if not stat.S_ISDIR(st.st_mode):
+            raise UnsafeDestination(errno.ENOTDIR, f"{path} exists in DST and is not a folder")
+        with _made_lock:
+            _made_dirs.add(path)
+    return full
+
+
+def _read_source(path: str, follow: bool) -> tuple[bytes, os.stat_result]:
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks = []
+        while True:
+            chunk = os.read(fd, max(st.st_size + 1, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+_PARENT_PID: int | None = None
+
+
+def init_pool_worker() -> None:
+    """Initializer of local pool workers: leave Ctrl-C to the parent, remember who it is."""
+    import signal
+
+    global _PARENT_PID
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _PARENT_PID = os.getppid()
+    threading.Thread(target=_watch_parent, args=(_PARENT_PID,), name="dnnjpeg-parent-watch", daemon=True).start()
+
+
+def _watch_parent(ppid: int) -> None:
+    # A killed parent (SIGKILL, OOM killer) cannot stop its pool: exit rather than linger.
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != ppid:
+            os._exit(3)
+
+
+def _check_parent() -> None:
+    # A local pool worker whose parent was killed finishes nothing more: the next run redoes it.
+    if _PARENT_PID is not None and os.getppid() != _PARENT_PID:
+        raise SystemExit("parent process is gone; not writing further outputs")
+
+
+def _write_output(
+    dst_root: str,
+    rel_out: str,
+    data: bytes | None,
+    opts: Options,
+    src_st: os.stat_result,
+    copy_from: str | None = None,
+    follow: bool = False,
+) -> tuple[int, str]:
+    """Write ``data`` (or a copy of ``copy_from``) to DST/rel_out via a temporary file; return size, sha256."""
+    rel_dir, name = rel_out.rpartition("/")[::2]
+    folder = _safe_makedirs(dst_root, rel_dir)
+    final = os.path.join(folder, name)
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{opts.tmp_tag}-{os.getpid()}-{secrets.token_hex(6)}")
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        try:
+            if data is not None:
+                h.update(data)
+                size = len(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            else:
+                assert copy_from is not None
+                flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+                try:
+                    sfd = os.open(copy_from, flags)
+                    if not stat.S_ISREG(os.fstat(sfd).st_mode):
+                        os.close(sfd)
+                        raise OSError(errno.EINVAL, "not a regular file")
+                except OSError as exc:
+                    raise _ReadError(str(exc)) from exc
+                try:
+                    while True:
+                        chunk = os.read(sfd, _COPY_CHUNK)
+                        if not chunk:
+                            break
+                        h.update(chunk)
+                        size += len(chunk)
+                        view = memoryview(chunk)
+                        while view:
+                            view = view[os.write(fd, view) :]
+                finally:
+                    os.close(sfd)
+            os.fchmod(fd, stat.S_IMODE(src_st.st_mode) & 0o777)
+            if opts.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.utime(tmp, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+        _check_parent()
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if opts.fsync:
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return size, h.hexdigest()
+
+
+def _encode_options(im: Image.Image, opts: Options) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "subsampling": opts.subsampling,
+        "optimize": opts.optimize,
+        "progressive": opts.progressive,
+        "keep_metadata": not opts.strip,
+    }
+    if opts.strip:
+        # Keep only the orientation, so the picture still displays the same way.
+        orientation = im.getexif().get(_ORIENTATION)
+        if orientation not in (None, 1):
+            exif = Image.Exif()
+            exif[_ORIENTATION] = orientation
+            options["exif"] = exif.tobytes()
+    return options
+
+
+def _failed(record: dict[str, Any], reason: str) -> dict[str, Any]:
+    record["status"] = "failed"
+    record["reason"] = reason
+    return record
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def process(src_root: str, dst_root: str, task: Task, opts: Options) -> dict[str, Any]:
+    """Recompress or copy one file; return its manifest record (never raises for bad input)."""
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {"type": "file", "path": task.rel}
+    if task.out != task.rel:
+        record["out"] = task.out
+    record.update(
+        status=None,
+        src_size=task.size,
+        src_mtime_ns=task.mtime_ns,
+        src_sha256=None,
+        dst_size=None,
+        dst_sha256=None,
+        reason=None,
+    )
+    src = os.path.join(src_root, task.rel)
+    try:
+        if task.kind == "copy":
+            try:
+                st = os.stat(src) if task.link else os.lstat(src)
+            except OSError as exc:
+                raise _ReadError(str(exc)) from exc
+            record["src_size"], record["src_mtime_ns"] = st.st_size, st.st_mtime_ns
+            size, digest = _write_output(dst_root, task.out, None, opts, st, copy_from=src, follow=task.link)
+            record.update(status="copied", src_sha256=digest, dst_size=size, dst_sha256=digest)
+            if size != st.st_size:
+                record["src_size"] = size  # the file changed while being copied; the copy is what was read
+            return record
+        _process_image(src, dst_root, task, opts, record)
+    except UnsafeDestination as exc:
+        _failed(record, f"unsafe destination: {exc.strerror}")
+    except SystemExit:
+        raise
+    except _ReadError as exc:
+        _failed(record, f"cannot read: {_describe(exc.__cause__ or exc)}")
+    except OSError as exc:
+        _failed(record, f"cannot write output: {_describe(exc)}")
+    except MemoryError:
+        _failed(record, "out of memory while decoding")
+    except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure
+        _failed(record, f"{type(exc).__name__}: {exc}")
+    finally:
+        record["seconds"] = round(time.perf_counter() - t0, 4)
+    return record
+
+
+def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> None:
+    try:
+        data, st = _read_source(src, task.link)
+    except OSError as exc:
+        raise _ReadError(str(exc)) from exc
+    record["src_size"], record["src_mtime_ns"] = len(data), st.st_mtime_ns
+    record["src_sha256"] = hashlib.sha256(data).hexdigest()
+    if not data:
+        _failed(record, "empty file")
+        return
+    try:
+        im = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
+    except Image.DecompressionBombError as exc:
+        _failed(record, f"decompression bomb: {exc}")
+        return
+    except UnidentifiedImageError:
+        _failed(record, "not an image Pillow can read as " + "/".join(OPEN_FORMATS))
+        return
+    with im:
+        record["format"], record["mode"] = im.format, im.mode
+        w, h = im.size
+        if opts.max_pixels is not None and w * h > opts.max_pixels:
+            _failed(record, f"decompression bomb: {w}x{h} = {w * h} pixels exceeds the limit of {opts.max_pixels}")
+            return
+        if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:  # Pillow only warns up to twice that
+            record["warning"] = f"{w}x{h} = {w * h} pixels is above Pillow's MAX_IMAGE_PIXELS"
+        if im.format not in _JPEG_FORMATS and getattr(im, "n_frames", 1) > 1:
+            _keep_original(dst_root, task, opts, st, data, record, f"{im.n_frames}-frame image kept unchanged")
+            return
+        try:
+            im.load()
+        except OSError as exc:
+            _failed(record, f"truncated or corrupt image: {exc}")
+            return
+        out = encode(im, opts.table, **_encode_options(im, opts))
+    if opts.keep_smaller and record["format"] in _JPEG_FORMATS and len(out) >= len(data):
+        _keep_original(
+            dst_root, task, opts, st, data, record, f"recompressed size {len(out)} is not smaller (--keep-smaller)"
+        )
+        return
+    size, digest = _write_output(dst_root, task.out, out, opts, st)
+    record.update(status="ok", dst_size=size, dst_sha256=digest)
+
+
+def _keep_original(
+    dst_root: str, task: Task, opts: Options, st: os.stat_result, data: bytes, record: dict[str, Any], reason: str
+) -> None:
+    if opts.in_place:
+        size, digest = len(data), record["src_sha256"]  # already where it belongs, untouched
+    else:
+        size, digest = _write_output(dst_root, task.out, data, opts, st)
+    record.update(status="kept", dst_size=size, dst_sha256=digest, reason=reason)
+
+
+def process_batch(src_root: str, dst_root: str, tasks: list[Task], opts: Options) -> list[dict[str, Any]]:
+    """:func:`process` over several tasks (one round trip to a worker)."""
+    return [process(src_root, dst_root, Task(*t), opts) for t in tasks]
