@@ -1,0 +1,97 @@
+"""``dnnjpeg evaluate --model M --data DIR (--table T [--quality Q] | --standard Q | --uncompressed)``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import register_command
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``evaluate`` and ``curve``."""
+    parser.add_argument("--model", required=True, help="efficientnet_lite0|1|2, torchvision:NAME or timm:NAME")
+    parser.add_argument("--data", required=True, help="dataset folder (labels.csv, ImageFolder or unlabelled)")
+    parser.add_argument(
+        "--protocol",
+        choices=("crop224", "native"),
+        default="crop224",
+        help="crop224: the seed's Resize(256)+CenterCrop(224) then JPEG (default); "
+        "native: JPEG at stored resolution, then the model's preprocessing",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--batch-size", type=int, default=64, help="inference batch size (default 64)")
+    parser.add_argument("--workers", type=int, default=None, help="JPEG threads (default: usable cores)")
+    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
+    parser.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        help="torchvision:/timm: models with random weights (tests; no download)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
+
+
+def make_evaluator(args: argparse.Namespace):
+    from ..evaluate import Evaluator
+    from ..models import get
+
+    model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
+    return Evaluator(
+        model,
+        args.data,
+        protocol=args.protocol,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        limit=args.limit,
+        cache=not args.no_cache,
+        progress=sys.stderr.isatty() and not getattr(args, "json", False) or getattr(args, "progress", False),
+    )
+
+
+@register_command("evaluate", help="measure a table's accuracy and compression rate on a dataset")
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--table", help="table family name or JSON path")
+    which.add_argument("--standard", type=int, metavar="Q", help="libjpeg standard tables at quality Q")
+    which.add_argument("--uncompressed", action="store_true", help="no JPEG: the reference accuracy")
+    parser.add_argument("--quality", type=int, default=None, help="family member for --table")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--per-image", action="store_true", help="with --json: include per-image arrays")
+    parser.add_argument("--progress", action="store_true", help="progress bars even when not on a terminal")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..families import resolve_table
+    from ..qtable import QTable
+
+    if args.quality is not None and args.table is None:
+        raise ValueError("--quality selects a member of --table; use --standard Q for standard JPEG")
+    if args.table is not None:
+        table = resolve_table(args.table, args.quality)
+    elif args.standard is not None:
+        table = QTable.standard(args.standard)
+    else:
+        table = None
+    with make_evaluator(args) as ev:
+        result = ev.evaluate(table)
+    if args.json:
+        print(json.dumps(result.to_dict(per_image=args.per_image)))
+        return 0
+    s = result.summary()
+    label = (
+        "uncompressed"
+        if table is None
+        else (
+            f"standard q{args.standard}"
+            if args.standard is not None
+            else f"{args.table}" + (f" q{args.quality}" if args.quality is not None else "")
+        )
+    )
+    print(f"{result.model} on {result.data} [{result.protocol}], {label}, n={s['n']}")
+    print(f"  top1 {s['top1']:.4f}  top5 {s['top5']:.4f}  agreement {s['agreement']:.4f}")
+    print(f"  ce {s['ce']:.4f}  kl {s['kl']:.4f}")
+    print(f"  bytes_mean {s['bytes_mean']:.1f}  cr {s['cr']:.3f}  bpp {s['bpp']:.4f}  ({result.seconds:.1f} s)")
+    return 0
