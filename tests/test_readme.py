@@ -26,6 +26,9 @@ def _blocks(language: str) -> list[str]:
 @pytest.fixture()
 def workdir(tmp_path, photo, monkeypatch):
     photo.save(tmp_path / "photo.png")
+    (tmp_path / "photos").mkdir()
+    for name, box in (("a", (0, 0, 256, 256)), ("b", (256, 0, 512, 256)), ("c", (0, 256, 256, 512))):
+        photo.crop(box).save(tmp_path / "photos" / f"{name}.png")
     import dnnjpeg
 
     dnnjpeg.QTable([9] * 64, subsampling="4:4:4").to_json(tmp_path / "my_table.json")
