@@ -26,14 +26,14 @@ from .qtable import SUBSAMPLINGS, QTable, QTableError, SixteenBitTableWarning
 from .zigzag import ZIGZAG, from_zigzag, to_zigzag
 
 __all__ = [
-    "__version__",
+    "SUBSAMPLINGS",
+    "ZIGZAG",
     "DnnjpegError",
     "Family",
     "QTable",
     "QTableError",
     "SixteenBitTableWarning",
-    "SUBSAMPLINGS",
-    "ZIGZAG",
+    "__version__",
     "encode",
     "from_zigzag",
     "load",

@@ -33,16 +33,16 @@ from torch import nn
 from .qtable import QTable
 
 __all__ = [
-    "dct_matrix",
-    "rgb_to_ycbcr",
-    "ycbcr_to_rgb",
+    "DiffJPEG",
     "block_dct",
     "block_idct",
-    "quantize_ste",
+    "dct_matrix",
     "jpeg_simulate",
+    "quantize_ste",
     "rate_proxy",
+    "rgb_to_ycbcr",
     "steps_from_qtable",
-    "DiffJPEG",
+    "ycbcr_to_rgb",
 ]
 
 

@@ -17,21 +17,21 @@ import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 from .qtable import QTable, QTableError
 
 __all__ = [
-    "Family",
     "FAMILY_FORMAT",
-    "register_family",
+    "Family",
     "load",
     "load_family",
-    "tables",
+    "register_family",
     "resolve_table",
     "shipped_tables_dir",
+    "tables",
 ]
 
 #: Value of the ``format`` key in a family JSON file.
@@ -173,7 +173,7 @@ def _shipped_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.json"))}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_family(name: str) -> Family:
     """The :class:`Family` registered under ``name``."""
     if name in _FACTORIES:

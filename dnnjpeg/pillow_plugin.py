@@ -45,9 +45,9 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from .families import resolve_table
-from .qtable import SUBSAMPLINGS, QTable, QTableError
+from .qtable import SUBSAMPLINGS, QTableError
 
-__all__ = ["register", "save", "encode", "to_jpeg_mode", "SAVE_OPTIONS", "FORMAT"]
+__all__ = ["FORMAT", "SAVE_OPTIONS", "encode", "register", "save", "to_jpeg_mode"]
 
 FORMAT = "DNNJPEG"
 

@@ -28,11 +28,11 @@ from .standard import STD_CHROMA, STD_LUMA, quality_scale_factor, scale_table
 from .zigzag import from_zigzag, to_zigzag
 
 __all__ = [
+    "SUBSAMPLINGS",
+    "TABLE_FORMAT",
     "QTable",
     "QTableError",
     "SixteenBitTableWarning",
-    "SUBSAMPLINGS",
-    "TABLE_FORMAT",
 ]
 
 #: Chroma subsampling modes a QTable may carry (Pillow's ``subsampling`` strings).
@@ -134,7 +134,7 @@ class QTable(tuple):
         (16, 11, 10, 16, 24, 40, 51, 61)
     """
 
-    def __new__(
+    def __new__(  # noqa: PYI034 - returns the validated tuple subclass
         cls,
         luma: Any,
         chroma: Any = None,
@@ -199,9 +199,9 @@ class QTable(tuple):
 
     def replace(self, **changes: Any) -> QTable:
         """A copy with some of ``luma``, ``chroma``, ``subsampling``, ``meta`` replaced."""
-        kwargs: dict[str, Any] = dict(
-            luma=self.luma, chroma=self.chroma, subsampling=self.subsampling, meta=dict(self.meta)
-        )
+        kwargs: dict[str, Any] = {
+            "luma": self.luma, "chroma": self.chroma, "subsampling": self.subsampling, "meta": dict(self.meta)
+        }
         unknown = set(changes) - set(kwargs)
         if unknown:
             raise TypeError(f"replace() got unknown fields: {', '.join(sorted(unknown))}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["STD_LUMA", "STD_CHROMA", "quality_scale_factor", "scale_table"]
+__all__ = ["STD_CHROMA", "STD_LUMA", "quality_scale_factor", "scale_table"]
 
 #: Annex K.1 luminance table, natural row-major order (libjpeg ``std_luminance_quant_tbl``).
 STD_LUMA: tuple[int, ...] = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["ZIGZAG", "to_zigzag", "from_zigzag"]
+__all__ = ["ZIGZAG", "from_zigzag", "to_zigzag"]
 
 
 def _zigzag_indices() -> tuple[int, ...]:

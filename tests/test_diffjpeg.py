@@ -10,8 +10,8 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from dnnjpeg import QTable, load  # noqa: E402
-from dnnjpeg.diffjpeg import DiffJPEG, block_dct, block_idct, jpeg_simulate, rate_proxy, steps_from_qtable  # noqa: E402
+from dnnjpeg import QTable, load
+from dnnjpeg.diffjpeg import DiffJPEG, block_dct, block_idct, jpeg_simulate, rate_proxy, steps_from_qtable
 
 
 @pytest.fixture(scope="module")

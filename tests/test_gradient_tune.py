@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dnnjpeg import QTable  # noqa: E402
-from dnnjpeg.gradient_tune import GradientTuneConfig, gradient_tune, match_size, mean_jpeg_bytes  # noqa: E402
+from dnnjpeg import QTable
+from dnnjpeg.gradient_tune import GradientTuneConfig, gradient_tune, match_size, mean_jpeg_bytes
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def lite0():
 def test_match_size_lands_just_under_the_target(crops):
     base = np.array(QTable.standard(50).luma, dtype=float)
     target = mean_jpeg_bytes(crops, QTable.standard(60))
-    table, scale, size = match_size(base, base, crops, target)
+    _, scale, size = match_size(base, base, crops, target)
     assert size <= target
     assert scale < 1  # finer than q50 to be as large as q60
     bigger = QTable(np.clip(np.rint(base * scale * 0.97), 1, 255).astype(int))

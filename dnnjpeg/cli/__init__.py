@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from .. import __version__
 from ..errors import DnnjpegError
 
-__all__ = ["main", "register_command", "build_parser"]
+__all__ = ["build_parser", "main", "register_command"]
 
 Configure = Callable[[argparse.ArgumentParser], None]
 _REGISTRY: dict[str, tuple[str, Configure]] = {}
