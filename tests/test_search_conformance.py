@@ -1,0 +1,126 @@
+"""One conformance suite for every registered search method, in every kind of search space.
+
+The value of a table is measured for real: a photo is JPEG-encoded with it by libjpeg (Pillow),
+decoded, and scored by PSNR minus a size penalty (multi-objective methods get (PSNR, bytes)).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dnnjpeg import QTable
+from dnnjpeg.search import SearchContext, SearchError, available_methods, make_method, method_class, tune
+from dnnjpeg.search.psnr import PSNREvaluator, synthetic_photos
+
+SPACES = ["single", "separate", "single+subsampling"]
+STEPS = 7  # with budget 7: start-up, model phase and (for bayes) the final grid all run
+SNAPSHOT = 4
+
+
+def _photo() -> np.ndarray:
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (test extra) provides sample photos")
+    return np.ascontiguousarray(skimage_data.astronaut()[::8, ::8])  # 64x64 RGB
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return _photo()
+
+
+def measure(table: QTable, img: np.ndarray, n_objectives: int) -> float | tuple[float, float]:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", **table.save_options())
+    size = buf.tell()
+    buf.seek(0)
+    dec = np.asarray(Image.open(buf).convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((dec - img.astype(np.float64)) ** 2))
+    psnr = 10 * np.log10(255.0**2 / max(mse, 1e-9))
+    if n_objectives == 2:
+        return float(psnr), float(size)
+    return float(psnr - size / 400.0)
+
+
+def new(name: str, space: str, seed: int, img: np.ndarray):
+    return make_method(name, space, seed=seed, budget=STEPS, context=SearchContext(images=img[None]))
+
+
+def drive(method, img: np.ndarray, steps: int) -> list[QTable]:
+    out = []
+    for _ in range(steps):
+        t = method.ask()
+        method.tell(t, measure(t, img, method.n_objectives))
+        out.append(t)
+    return out
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("name", available_methods())
+def test_method_conformance(name: str, space: str, photo: np.ndarray) -> None:
+    # same seed -> same proposals; every proposal a valid baseline table of the space
+    a = new(name, space, 11, photo)
+    first = drive(a, photo, SNAPSHOT)
+    snapshot = pickle.dumps(a)
+    rest = drive(a, photo, STEPS - SNAPSHOT)
+    run_a = first + rest
+    for t in run_a:
+        assert isinstance(t, QTable) and t.is_baseline
+        assert all(1 <= v <= 255 for v in t.luma + t.chroma)
+        assert a.space.contains(t)
+        if space == "single" or space == "single+subsampling":
+            assert t.luma == t.chroma
+        if "+subsampling" not in space:
+            assert t.subsampling == "4:2:0"
+    b = new(name, space, 11, photo)
+    assert drive(b, photo, STEPS) == run_a
+
+    # pickled mid-run, the copy continues identically
+    c = pickle.loads(snapshot)
+    assert drive(c, photo, STEPS - SNAPSHOT) == rest
+
+    # a fresh method replaying the history (what a resumed run does) continues identically
+    d = new(name, space, 11, photo)
+    for t in first:
+        d.replay(t, measure(t, photo, d.n_objectives))
+    assert d.n_asked == SNAPSHOT and d.n_told == SNAPSHOT
+    assert drive(d, photo, STEPS - SNAPSHOT) == rest
+
+
+@pytest.mark.parametrize("name", available_methods())
+def test_different_seeds_differ_and_foreign_results_are_accepted(name: str, photo: np.ndarray) -> None:
+    a = drive(new(name, "single", 1, photo), photo, 3)
+    b = drive(new(name, "single", 2, photo), photo, 3)
+    assert (a != b) == method_class(name).stochastic
+    m = new(name, "single", 1, photo)
+    other = QTable.standard(50)
+    other = QTable(other.luma)  # single space: one table for all components
+    m.tell(other, measure(other, photo, m.n_objectives))  # a table it never proposed (another worker's)
+    m.tell(m.ask(), None)  # a pruned / failed evaluation
+    assert m.n_told == 2 and m.space.contains(m.ask())
+
+
+@pytest.mark.parametrize("name", available_methods())
+def test_budget_respected(name: str, tmp_path) -> None:
+    ev = PSNREvaluator(synthetic_photos(2, 32, seed=3))
+    res = tune(ev, name, budget=5, objective="fitness-ce", storage=str(tmp_path / "s.journal"), curve_qualities=(20, 50, 80))
+    assert len(res.trials) == 5 and res.n_complete == 5
+    assert [t["number"] for t in res.trials] == [0, 1, 2, 3, 4]
+    res2 = tune(ev, name, budget=5, objective="fitness-ce", storage=str(tmp_path / "s.journal"), curve_qualities=(20, 50, 80))
+    assert len(res2.trials) == 5  # nothing more to do
+
+
+@pytest.mark.parametrize("name", available_methods())
+def test_bad_values_and_options_are_rejected(name: str, photo: np.ndarray) -> None:
+    m = new(name, "single", 0, photo)
+    t = m.ask()
+    with pytest.raises(SearchError):
+        m.tell(t, float("nan") if m.n_objectives == 1 else (1.0,))
+    with pytest.raises(SearchError, match="unknown option"):
+        make_method(name, "single", seed=0, context=SearchContext(images=photo[None]), no_such_option=1)
+    with pytest.raises(SearchError, match="seed"):
+        make_method(name, "single", seed=-1, context=SearchContext(images=photo[None]))
+    assert method_class(name).name == name
