@@ -146,9 +146,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"(class-disjoint), budget {report['budget']}, objective `{report['objective']}`, space {report['space']}, "
         f"seed {report['seed']}"),
         "",
-        ("| method | objective (tuning) | at half budget | top-1 | CR | eval/s | objective (held-out) | held-out top-1 "
-        "| held-out CR | standard top-1 at that CR |"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        ("| method | objective (tuning) | at half budget | top-1 | CR | eval/s | s/eval | ask overhead s "
+         "| objective (held-out) | held-out top-1 | held-out CR | standard top-1 at that CR |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: -r["objective"]):
         std = r["held_std_top1_at_cr"]

@@ -13,6 +13,7 @@ from ..errors import DnnjpegError
 from . import register_command
 
 METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, nsga2 (see docs/search.md)"
+CURVE_DEFAULT = "10,20,30,40,50,60,70,80,90,95"
 
 
 @register_command("tune", help="search a quantization table for a model (resumable; several workers may share a study)")
@@ -37,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", type=int, default=None,
                         help="scale the result to the size of standard JPEG at this quality (size-matched output)")
     parser.add_argument("--curve", default=None, help="standard curve JSON from `dnnjpeg curve` (same model and images)")
-    parser.add_argument("--curve-qualities", default="10,20,30,40,50,60,70,80,90,95",
+    parser.add_argument("--curve-qualities", default=CURVE_DEFAULT,
                         help="standard qualities measured for the objective's curve (default 10..90 by 10, 95)")
     parser.add_argument("--fidelity", default=None, metavar="MIN[:ETA]",
                         help="successive halving: evaluate on MIN images first, prune the worse, ETA times more "
@@ -86,7 +87,8 @@ def _command(args: argparse.Namespace, storage: str) -> str:
              "--seed", str(args.seed), "--storage", parse_storage(storage).display]
     for flag, value in (("--study", args.study), ("--workers", args.workers if args.workers != 1 else None),
                         ("--quality", args.quality), ("--curve", args.curve), ("--fidelity", args.fidelity),
-                        ("--protocol", args.protocol if args.protocol != "crop224" else None), ("--limit", args.limit)):
+                        ("--protocol", args.protocol if args.protocol != "crop224" else None), ("--limit", args.limit),
+                        ("--curve-qualities", args.curve_qualities if args.curve_qualities != CURVE_DEFAULT else None)):
         if value is not None:
             parts += [flag, str(value)]
     for item in args.option:
