@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--limit", type=int, default=128, help="images (default 128)")
     ap.add_argument("--quality", type=int, default=50, help="standard table used (default 50)")
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the evaluator's (64 on CUDA, 4 on CPU)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-naive", action="store_true")
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     table = QTable.standard(args.quality)
     ev = Evaluator(args.model, args.data, limit=args.limit, batch_size=args.batch_size, device=args.device)
+    args.batch_size = ev.batch_size
     n = ev.n
     crops = ev.images
     ev.reference()
