@@ -24,17 +24,13 @@ Example::
 
 from __future__ import annotations
 
-import io
 import math
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .errors import DnnjpegError
 from .qtable import SUBSAMPLINGS, QTable
@@ -93,21 +89,15 @@ class GradientTuneResult:
     seconds: float = 0.0
 
 
-def _jpeg_size(args: tuple[np.ndarray, dict[str, Any]]) -> int:
-    arr, opts = args
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", **opts)
-    return buf.tell()
-
-
 def mean_jpeg_bytes(crops: np.ndarray, table: QTable, workers: int | None = None) -> float:
     """Mean size in bytes of ``crops`` (N, H, W, 3 uint8) encoded by libjpeg (Pillow) with ``table``.
 
-    Encodes in ``workers`` threads (default: all cores; Pillow releases the GIL while encoding).
+    Encodes through :class:`dnnjpeg.codec.Codec` in ``workers`` threads (default: all usable cores).
     """
-    opts = table.save_options()
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        sizes = list(pool.map(_jpeg_size, [(arr, opts) for arr in crops]))
+    from .codec import Codec
+
+    with Codec(workers) as codec:
+        sizes = [len(b) for b in codec.encode_batch(list(crops), table)]
     return sum(sizes) / len(sizes)
 
 
