@@ -26,7 +26,6 @@ import os
 import platform
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -73,12 +72,12 @@ class Judge:
     """Real libjpeg round trips + classifier on a fixed set of images."""
 
     def __init__(self, classifier: Any, crops: np.ndarray, labels: np.ndarray, workers: int) -> None:
-        import torch
+
+        from dnnjpeg.codec import Codec
 
         self.clf, self.crops, self.labels = classifier, crops, labels
-        self.pool = ThreadPoolExecutor(workers)
+        self.codec = Codec(workers)
         self.ref_logp = self._logp(crops)
-        self.torch = torch
 
     def _logp(self, images: np.ndarray) -> Any:
         import torch
@@ -86,23 +85,8 @@ class Judge:
         out = [self.clf(images[i : i + 128]).float().log_softmax(1).cpu() for i in range(0, len(images), 128)]
         return torch.cat(out)
 
-    @staticmethod
-    def _roundtrip(args: tuple[np.ndarray, dict[str, Any]]) -> tuple[np.ndarray, int]:
-        import io
-
-        arr, opts = args
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, "JPEG", **opts)
-        size = buf.tell()
-        buf.seek(0)
-        with Image.open(buf) as im:
-            return np.asarray(im.convert("RGB")), size
-
     def __call__(self, table: QTable) -> dict[str, list[float]]:
-        opts = table.save_options()
-        outs = list(self.pool.map(self._roundtrip, [(a, opts) for a in self.crops]))
-        decoded = np.stack([o[0] for o in outs])
-        sizes = np.array([o[1] for o in outs])
+        decoded, sizes = self.codec.roundtrip_batch(self.crops, table)
         logp = self._logp(decoded)
         kl = (self.ref_logp.exp() * (self.ref_logp - logp)).sum(1).numpy()
         ce = (-logp[np.arange(len(logp)), self.labels]).numpy()
