@@ -51,6 +51,7 @@ __all__ = [
     "FoldOutcome",
     "MethodOutcome",
     "crossval",
+    "curve_on",
     "format_table",
     "obtain_table",
     "parse_method",
@@ -279,7 +280,7 @@ def crossval(
             train, curve = None, None
             if kind == "search":
                 train = evaluator.subset(fold.train)
-                curve = _curve_on(std_all, fold.train)
+                curve = curve_on(std_all, fold.train)
             table = obtain_table(kind, name, quality, train, budget=budget, objective=objective,
                                  seed=search_seed + i, target_quality=target_quality, curve=curve, space=space,
                                  options=search_options)
@@ -312,7 +313,7 @@ def crossval(
     )
 
 
-def _curve_on(std_all: Mapping[int, Any], indices: np.ndarray) -> Any:
+def curve_on(std_all: Mapping[int, Any], indices: np.ndarray) -> Any:
     """Standard JPEG's curve on ``indices``, cut from the all-image Results (no evaluation)."""
     from .curve import CurvePoint, StandardCurve
 

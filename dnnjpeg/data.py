@@ -95,6 +95,8 @@ class Dataset:
         labelled: whether labels are real.
         name: a short label for results (the folder name, plus ``[subset]`` for subsets).
         source_indices: for a subset, the indices in the parent dataset; else ``arange(n)``.
+        packed: the files are ``crop224`` crops written by :func:`dnnjpeg.pack.pack_dataset`
+            (loaded as they are; content hashes and fingerprint are those of the source images).
     """
 
     root: Path
@@ -103,6 +105,7 @@ class Dataset:
     labelled: bool = True
     name: str = ""
     source_indices: np.ndarray | None = None
+    packed: bool = False
     _hashes: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -119,6 +122,7 @@ class Dataset:
             labelled=self.labelled,
             name=self.name if self.name.endswith("]") else f"{self.name}[subset]",
             source_indices=base[idx].copy(),
+            packed=self.packed,
             _hashes=None if self._hashes is None else [self._hashes[i] for i in idx],
         )
 
@@ -146,6 +150,12 @@ class Dataset:
         if protocol != "crop224":
             raise DataError(f"crops() is for the crop224 protocol, not {protocol!r}")
         out = np.empty((len(self), 224, 224, 3), dtype=np.uint8)
+        if self.packed:
+            from .pack import read_packed_crop
+
+            for i, arr in enumerate(_map(read_packed_crop, self.files, workers, progress=progress, desc="crops")):
+                out[i] = arr
+            return out
         hashes = self.content_hashes(workers) if cache else [None] * len(self)
         folder = cache_dir() / "crops" / _CROP_VERSION if cache else None
 
@@ -170,6 +180,9 @@ class Dataset:
 
     def native_images(self, *, workers: int | None = None, progress: bool = False) -> list[np.ndarray]:
         """Every image at its stored resolution (RGB uint8 HWC), decoded in parallel."""
+        if self.packed:
+            raise DataError(f"{self.root}: a packed dataset holds crop224 crops only; the native protocol "
+                            "needs the original images")
         return list(_map(_load_rgb, self.files, workers, progress=progress, desc="images"))
 
     def __repr__(self) -> str:
@@ -189,29 +202,12 @@ def load_dataset(path: str | os.PathLike[str] | Dataset, *, limit: int | None = 
         root = Path(path).expanduser().resolve()
         if not root.is_dir():
             raise DataError(f"{path}: not a folder")
-        if (root / "labels.csv").is_file():
-            files, labels = _read_labels_csv(root)
-            labelled = True
+        from .pack import PACK_MANIFEST, load_packed
+
+        if (root / PACK_MANIFEST).is_file():
+            ds = load_packed(root)
         else:
-            subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-            class_dirs = [d for d in subdirs if any(_is_image(f) for f in d.iterdir())]
-            if class_dirs:
-                files, labels = _read_image_folder(root, class_dirs)
-                labelled = True
-            else:
-                files = sorted(p for p in root.iterdir() if _is_image(p))
-                labels = [-1] * len(files)
-                labelled = False
-        if not files:
-            raise DataError(f"{path}: no images found")
-        ds = Dataset(
-            root=root,
-            files=files,
-            labels=np.asarray(labels, dtype=np.int64),
-            labelled=labelled,
-            name=root.name,
-            source_indices=np.arange(len(files)),
-        )
+            ds = _read_folder(path, root)
     if limit is not None:
         if limit < 1:
             raise DataError(f"limit must be >= 1, got {limit}")
@@ -220,6 +216,33 @@ def load_dataset(path: str | os.PathLike[str] | Dataset, *, limit: int | None = 
             sub.name = f"{ds.name}[:{limit}]"
             return sub
     return ds
+
+
+def _read_folder(path: Any, root: Path) -> Dataset:
+    """A labels.csv folder, an ImageFolder or an unlabelled folder (see the module docstring)."""
+    if (root / "labels.csv").is_file():
+        files, labels = _read_labels_csv(root)
+        labelled = True
+    else:
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        class_dirs = [d for d in subdirs if any(_is_image(f) for f in d.iterdir())]
+        if class_dirs:
+            files, labels = _read_image_folder(root, class_dirs)
+            labelled = True
+        else:
+            files = sorted(p for p in root.iterdir() if _is_image(p))
+            labels = [-1] * len(files)
+            labelled = False
+    if not files:
+        raise DataError(f"{path}: no images found")
+    return Dataset(
+        root=root,
+        files=files,
+        labels=np.asarray(labels, dtype=np.int64),
+        labelled=labelled,
+        name=root.name,
+        source_indices=np.arange(len(files)),
+    )
 
 
 def resize_center_crop(img: Any, resize: int, crop: int, interpolation: str = "bicubic") -> np.ndarray:

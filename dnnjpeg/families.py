@@ -48,6 +48,7 @@ class Family:
         members: mapping quality -> QTable.
         default_quality: the member ``load(name)`` returns.
         provenance: where the family comes from (shown by ``tables show``).
+        metrics: figures measured for the whole family (e.g. cross-validated BD-rate).
     """
 
     name: str
@@ -55,6 +56,7 @@ class Family:
     members: Mapping[int, QTable]
     default_quality: int
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def qualities(self) -> list[int]:
@@ -91,6 +93,7 @@ class Family:
             members=members,
             default_quality=int(d["default_quality"]),
             provenance=dict(d.get("provenance", {})),
+            metrics=dict(d.get("metrics", {})),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +110,7 @@ class Family:
             "description": self.description,
             "default_quality": self.default_quality,
             "provenance": dict(self.provenance),
+            **({"metrics": dict(self.metrics)} if self.metrics else {}),
             "members": members,
         }
 

@@ -37,6 +37,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     parser.add_argument("--quality", type=int, default=None,
                         help="scale the result to the size of standard JPEG at this quality (size-matched output)")
+    parser.add_argument("--project", action="store_true",
+                        help="scale every candidate to the size of standard JPEG at --quality before evaluating it "
+                        "(the search explores table shapes only; see docs/search.md)")
     parser.add_argument("--curve", default=None, help="standard curve JSON from `dnnjpeg curve` (same model and images)")
     parser.add_argument("--curve-qualities", default=CURVE_DEFAULT,
                         help="standard qualities measured for the objective's curve (default 10..90 by 10, 95)")
@@ -91,6 +94,8 @@ def _command(args: argparse.Namespace, storage: str) -> str:
                         ("--curve-qualities", args.curve_qualities if args.curve_qualities != CURVE_DEFAULT else None)):
         if value is not None:
             parts += [flag, str(value)]
+    if args.project:
+        parts.append("--project")
     for item in args.option:
         parts += ["--option", item]
     parts += ["--out", args.out]
@@ -112,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise DnnjpegError(f"--out {out}: folder {out.parent} does not exist")
+    if args.project and args.quality is None:
+        raise DnnjpegError("--project needs --quality (the standard quality whose size every candidate gets)")
     storage = args.storage or str(default_journal(args.out))
     options = parse_options(args.option)
     qualities = parse_qualities(args.curve_qualities)
@@ -124,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             evaluator, args.method, budget=args.budget, objective=args.objective, seed=args.seed, storage=storage,
             study_name=args.study, space=args.space, workers=args.workers, quality=args.quality, curve=args.curve,
             curve_qualities=qualities, fidelity=args.fidelity, options=options, progress=progress,
-            command=_command(args, storage),
+            command=_command(args, storage), project=args.project,
         )
     result.table.to_json(out)
     pareto_path = args.pareto or (str(out.with_suffix(".pareto.json")) if args.method == "nsga2" else None)

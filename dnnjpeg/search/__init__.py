@@ -15,7 +15,7 @@ Objectives (:mod:`dnnjpeg.search.objectives`), persistence in Optuna studies
 
 from __future__ import annotations
 
-from . import bandit, bayes, bounded, deepn, nsga2, sorted  # noqa: F401  (register the methods)
+from . import bandit, bayes, bounded, deepn, nsga2, shaped, sorted  # noqa: F401  (register the methods)
 from .base import (
     SearchContext,
     SearchError,

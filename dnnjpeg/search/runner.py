@@ -549,6 +549,7 @@ def tune(
     options: Mapping[str, Any] | None = None,
     progress: bool = False,
     command: str | None = None,
+    project: bool = False,
 ) -> TuneResult:
     """Search a quantization table for ``evaluator`` with ``method``; every evaluation goes into an Optuna study.
 
@@ -571,6 +572,8 @@ def tune(
         options: method options (see each method's class).
         progress: show a progress bar with the best value so far.
         command: the command line, recorded in the provenance.
+        project: evaluate every candidate scaled to standard JPEG's size at ``quality``
+            (:mod:`dnnjpeg.search.projection`): the search explores shapes only.  Needs ``quality``.
 
     Example:
         >>> from dnnjpeg.search.psnr import PSNREvaluator, synthetic_photos
@@ -588,6 +591,8 @@ def tune(
         raise SearchError(f"seed must be a non-negative integer, got {seed!r}")
     if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100):
         raise SearchError(f"quality must be an integer in 1..100, got {quality!r}")
+    if project and quality is None:
+        raise SearchError("project=True needs quality (the standard quality whose size every candidate is scaled to)")
     cls = method_class(method)
     obj = parse_objective(objective)
     sp = SearchSpace.parse(space)
@@ -604,12 +609,14 @@ def tune(
     ident = evaluator_identity(evaluator)
     if fid is not None and fid.min_images >= ident["n_images"]:
         raise SearchError(f"fidelity starts at {fid.min_images} images but the evaluator has only {ident['n_images']}")
-    name = study_name or f"{method}-{obj.spec}-{sp}-seed{seed}" + (f"-fid{fid.min_images}x{fid.eta}" if fid else "")
+    name = study_name or (f"{method}-{obj.spec}-{sp}-seed{seed}" + (f"-fid{fid.min_images}x{fid.eta}" if fid else "")
+                          + (f"-proj{quality}" if project else ""))
     config = StudyConfig(
         method=method, objective=obj.spec, space=str(sp), seed=seed, options=opts,
         model=ident["model"], model_fingerprint=ident["model_fingerprint"], data=ident["data"],
         data_fingerprint=ident["data_fingerprint"], protocol=ident["protocol"], n_images=ident["n_images"],
         fidelity=None if fid is None else fid.to_list(),
+        projection=quality if project else None,
     )
     store = open_storage(spec)
     study = open_study(store, spec, name, config, cls.directions, _pruner(fid))
@@ -618,13 +625,18 @@ def tune(
     job = _Job(spec, name, method, str(sp), seed, budget, opts, bound, fid, ident["n_images"])
     if fid is not None:
         job.rung_objectives = _rung_objectives(study, evaluator, obj, std_curve, fid, seed, ident["n_images"], progress)
+    searched = evaluator
+    if project:
+        from .projection import SizeProjectedEvaluator
+
+        searched = SizeProjectedEvaluator(evaluator, quality)
     bar = _Progress(progress, budget, f"tune {method}")
     try:
         bar.update(study)
         if workers == 1:
-            _work(job, evaluator, store, on_trial=bar.update)
+            _work(job, searched, store, on_trial=bar.update)
         else:
-            _run_processes(job, evaluator, workers, bar, study)
+            _run_processes(job, searched, workers, bar, study)
     finally:
         bar.close()
     return _result(study, spec, name, config, bound, std_curve, budget, evaluator, quality, command, t_start)
@@ -704,6 +716,7 @@ def _result(study: Any, spec: StorageSpec, name: str, config: StudyConfig, objec
         "protocol": config.protocol,
         "n_images": config.n_images,
         "fidelity": config.to_dict()["fidelity"],
+        "projection": config.projection,
         "trial": best["number"],
         "trials_complete": len(complete),
         "trials_pruned": sum(r["state"] == "PRUNED" for r in rows),

@@ -62,7 +62,7 @@ CURVE_KEY = "dnnjpeg.curve"
 
 #: Config fields that must match when a study is reopened.
 _IDENTITY_FIELDS = ("method", "objective", "space", "seed", "options", "model", "model_fingerprint", "data_fingerprint",
-                    "protocol", "n_images", "fidelity")
+                    "protocol", "n_images", "fidelity", "projection")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class StudyConfig:
     protocol: str = ""
     n_images: int = 0
     fidelity: Sequence[Any] | None = None
+    projection: int | None = None  # the quality every candidate is scaled to (tune(project=True))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,0 +1,30 @@
+"""``dnnjpeg pack DATA OUT [--limit N]``: a dataset's crop224 crops as a folder to carry elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import register_command
+
+
+@register_command("pack", help="write a dataset's crop224 crops losslessly (with labels and source hashes) "
+                               "to carry to a GPU machine")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", help="dataset folder (labels.csv, ImageFolder or unlabelled)")
+    parser.add_argument("out", help="new (or empty) folder to write")
+    parser.add_argument("--limit", type=int, default=None, help="pack only the first N images")
+    parser.add_argument("--progress", action="store_true", help="progress bars even when not on a terminal")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from ..pack import pack_dataset
+
+    out = pack_dataset(args.data, args.out, limit=args.limit, progress=args.progress or sys.stderr.isatty())
+    ds = load_dataset(out)
+    size = sum(f.stat().st_size for f in ds.files)
+    print(f"packed {len(ds)} crops of {ds.name} into {out} ({size / 1e6:.1f} MB); "
+          f"fingerprint {ds.fingerprint('crop224')}")
+    return 0

@@ -1,0 +1,120 @@
+"""``dnnjpeg family``: cross-validated method choice, resumable stages, a loadable family file.
+
+Real Lite0 weights, real libjpeg, a few dev images and tiny budgets: the numbers mean nothing here,
+the structure and the bookkeeping are what is checked.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dnnjpeg import QTable
+from dnnjpeg.cli import main
+from dnnjpeg.families import Family
+from dnnjpeg.family_tune import FamilyTuneError, tune_family
+from dnnjpeg.search.storage import open_storage, parse_storage
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-test", "--qualities", "40,75",
+        "--methods", "sorted,shaped", "--budget", "2", "--space", "separate+subsampling", "--encoders", "none"]
+
+
+def n_trials(journal) -> int:
+    import optuna
+
+    store = open_storage(parse_storage(str(journal)))
+    return sum(s.n_trials for s in optuna.get_all_study_summaries(store))
+
+
+@pytest.fixture(scope="module")
+def family_run(dev_data, tmp_path_factory):
+    """Stages run one by one (cv, final, all) into one workdir."""
+    tmp = tmp_path_factory.mktemp("family")
+    out = tmp / "lite0-test.json"
+    common = [*ARGS, "--data", str(dev_data), "--out", str(out)]
+    assert main(["family", *common, "--stage", "cv"]) == 0
+    assert not out.exists()
+    cv_journals = sorted((tmp / "lite0-test.work" / "cv").glob("*.journal"))
+    assert len(cv_journals) == 2 * 2 * 2  # methods x qualities x folds
+    assert main(["family", *common, "--stage", "final"]) == 0
+    before = {p.name: n_trials(p) for p in (tmp / "lite0-test.work").rglob("*.journal")}
+    assert main(["family", *common]) == 0
+    after = {p.name: n_trials(p) for p in (tmp / "lite0-test.work").rglob("*.journal")}
+    return out, before, after
+
+
+def test_family_file_loads_and_members_are_size_matched(family_run, dev_data):
+    out, _, _ = family_run
+    data = json.loads(out.read_text())
+    fam = Family.from_dict(data, source=str(out))
+    assert fam.qualities == [40, 75] and fam.default_quality in fam.qualities
+    prov = data["provenance"]
+    for key in ("command", "method", "budget", "seed", "data_hash", "model", "created", "version", "k"):
+        assert prov[key] is not None, key
+    assert prov["method"] in ("sorted", "shaped") and prov["methods_compared"] == ["sorted", "shaped"]
+    assert prov["command"].startswith("dnnjpeg family ")
+    from dnnjpeg.evaluate import Evaluator
+
+    ev = Evaluator("efficientnet_lite0", dev_data, limit=12)
+    for q in fam.qualities:
+        member = fam.get(q)
+        assert member.is_baseline
+        m = data["members"][fam.qualities.index(q)]["metrics"]
+        assert m["crossval"]["n"] == 12 and len(m["crossval"]["fold_tables"]) == 2
+        assert 0 <= m["crossval"]["p_value"] <= 1
+        assert m["tuning"]["bytes_mean"] <= m["tuning"]["standard_bytes_mean"]
+        sizes = ev.sizes(member).mean()
+        assert sizes <= ev.sizes(QTable.standard(q)).mean()
+        assert m["tuning"]["bytes_mean"] == pytest.approx(sizes)
+    assert set(data["metrics"]["method_choice"]) == {"sorted", "shaped"}
+    assert "crossval_bd_rate_vs_standard" in data["metrics"]
+
+
+def test_final_stage_reads_the_journals_without_new_evaluations(family_run):
+    _, before, after = family_run
+    assert before == after
+    assert all(n == 2 for n in after.values())
+
+
+def test_method_is_chosen_by_heldout_gain(family_run):
+    out, _, _ = family_run
+    data = json.loads(out.read_text())
+    choice = data["metrics"]["method_choice"]
+    mean = {m: np.mean([v["gain_top1_at_equal_cr"] for v in per_q.values()]) for m, per_q in choice.items()}
+    best = max(mean.values())
+    assert mean[data["provenance"]["method"]] == best
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"methods": ["nope"]}, "unknown method"), ({"k": 1}, "k must be"), ({"qualities": [0]}, "1..100"),
+    ({"signal": "psnr"}, "signal"), ({"stage": "later"}, "stage"), ({"budget": 0}, "budget"),
+])
+def test_bad_arguments_raise_before_any_work(kwargs, match, tmp_path):
+    with pytest.raises(FamilyTuneError, match=match):
+        tune_family(object(), "x", workdir=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_regenerate_reruns_the_recorded_command_and_gets_the_same_tables(family_run, tmp_path, capsys):
+    out, _, _ = family_run
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    original = json.loads(out.read_text())
+    (tables / "lite0-test.json").write_text(out.read_text())
+    (tables / "seed.json").write_text(json.dumps({"format": "dnnjpeg-family", "provenance": {"source": "a paper"}}))
+    assert main(["regenerate", "--tables", str(tables), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "seed: not tuned by dnnjpeg" in printed
+    assert f"--out {tables / 'lite0-test.json'}" in printed
+    assert main(["regenerate", "--tables", str(tables), "--only", "lite0-test"]) == 0
+    again = json.loads((tables / "lite0-test.json").read_text())
+    assert [m["luma"] for m in again["members"]] == [m["luma"] for m in original["members"]]
+    assert [m["chroma"] for m in again["members"]] == [m["chroma"] for m in original["members"]]
+    assert again["provenance"]["method"] == original["provenance"]["method"]
+    capsys.readouterr()
+    assert main(["regenerate", "--tables", str(tables), "--only", "nope", "--dry-run"]) != 0
+    assert "no family named nope" in capsys.readouterr().err
