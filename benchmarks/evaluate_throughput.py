@@ -5,7 +5,10 @@ Prints ratios measured in one run on the dev data (or a synthetic folder with --
 (a) ``evaluate(table)`` / model alone on the same already-decoded images (goal <= 1.10 on CPU);
 (b) naive loop / ``evaluate(table)`` (goal >= 3): the seed's style, one image at a time through files
     on disk (BMP written, JPEG written with the table, file read back, decoded, torchvision
-    ToTensor + Normalize, batch size 1);
+    ToTensor + Normalize, batch size 1), in two versions: ``naive`` encodes with Pillow in this
+    process (a kind reading of the seed's code), ``naive_cjpeg`` runs the ``cjpeg`` program once
+    per image as the seed did (its protocol: "JPEG-compressed with libjpeg cjpeg"; needs cjpeg,
+    Debian's libjpeg-turbo-progs, else it is skipped);
 plus the JPEG round trip alone with threads vs processes vs inline.
 
 Ratio (a) is the median over ``--repeats`` interleaved (model, evaluate) pairs, since a shared
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -47,8 +51,15 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def naive_loop(ev: Evaluator, table: QTable, workdir: Path) -> float:
-    """The seed's style: per image, BMP file -> JPEG file -> read -> decode -> transforms -> model(batch 1)."""
+def naive_loop(ev: Evaluator, table: QTable, workdir: Path, cjpeg: str | None = None) -> float:
+    """The seed's style: per image, BMP file -> JPEG file -> read -> decode -> transforms -> model(batch 1).
+
+    With ``cjpeg`` (the program's path) the JPEG file is written by running it, as the seed did,
+    with the exported table file and :func:`dnnjpeg.export.cjpeg_args` (tables written exactly)."""
+    import subprocess
+
+    from dnnjpeg.export import cjpeg_args, to_cjpeg_text
+
     import torch
     import torchvision.transforms as T
     from PIL import Image
@@ -58,13 +69,19 @@ def naive_loop(ev: Evaluator, table: QTable, workdir: Path) -> float:
     to_input = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
     correct = 0
     nbytes = 0
+    tables_txt = workdir / "tables.txt"
+    tables_txt.write_text(to_cjpeg_text(table))
     with torch.inference_mode():
         for i, crop in enumerate(ev.images):
             bmp = workdir / f"{i}.bmp"
             jpg = workdir / f"{i}.jpg"
             Image.fromarray(crop).save(bmp)
-            with Image.open(bmp) as im:
-                im.save(jpg, "JPEG", **table.save_options())
+            if cjpeg:
+                args = cjpeg_args(table, str(tables_txt), str(bmp), str(jpg))
+                subprocess.run([cjpeg, *args[1:]], check=True)
+            else:
+                with Image.open(bmp) as im:
+                    im.save(jpg, "JPEG", **table.save_options())
             nbytes += os.path.getsize(jpg)
             with Image.open(jpg) as im:
                 x = to_input(im.convert("RGB")).unsqueeze(0).to(clf.device)
@@ -173,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
                 top1_holder["top1"] = naive_loop(ev, table, Path(tmp))
 
             t_naive = best_of(naive, 1)
+            exe = shutil.which("cjpeg")
+            if exe:
+                def naive_cjpeg() -> None:
+                    top1_holder["cjpeg"] = naive_loop(ev, table, Path(tmp), cjpeg=exe)
+
+                t_cjpeg = best_of(naive_cjpeg, 1)
         r = ev.evaluate(table)
         out.update(
             naive_s=t_naive,
@@ -180,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             naive_top1=top1_holder["top1"],
             evaluate_top1=r.top1,
         )
+        if exe:
+            out.update(
+                naive_cjpeg_s=t_cjpeg,
+                ratio_b_naive_cjpeg_over_evaluate=t_cjpeg / t_eval,
+                naive_cjpeg_top1=top1_holder["cjpeg"],
+            )
 
     w = max(len(k) for k in out)
     for k, v in out.items():

@@ -94,3 +94,44 @@ def test_every_shipped_file_is_valid():
             member = fam.get(q)
             assert member.is_baseline, f"{path} q{q}"
             assert member.meta.get("provenance"), f"{path} q{q}: member provenance missing"
+
+
+MEASURED_PROVENANCE = ("command", "method", "budget", "seed", "data_hash", "model", "created", "version", "k")
+
+
+def test_families_tuned_by_dnnjpeg_record_how_and_what_was_measured():
+    for path in sorted(shipped_tables_dir().glob("*.json")):
+        data = json.loads(path.read_text())
+        prov = data["provenance"]
+        if not prov.get("measured_by_dnnjpeg"):
+            continue
+        missing = [k for k in MEASURED_PROVENANCE if prov.get(k) in (None, "")]
+        assert not missing, f"{path}: provenance lacks {missing}"
+        assert prov["command"].startswith("dnnjpeg family "), path
+        assert "crossval_bd_rate_vs_standard" in data["metrics"], path
+        for m in data["members"]:
+            cv = m["metrics"]["crossval"]
+            for key in ("heldout_top1", "heldout_cr", "standard_top1", "gain_top1_vs_size_matched_standard",
+                        "p_value", "gain_top1_at_equal_cr"):
+                assert key in cv, f"{path} q{m['quality']}: crossval metric {key} missing"
+            assert m["metrics"]["tuning"]["bytes_mean"] <= m["metrics"]["tuning"]["standard_bytes_mean"], path
+
+
+def test_every_shipped_member_round_trips_through_pillow(photo):
+    import io
+
+    from PIL import Image, JpegImagePlugin
+
+    sampling = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+    for path in sorted(shipped_tables_dir().glob("*.json")):
+        fam = load_family(path.stem)
+        for q in fam.qualities:
+            member = fam.get(q)
+            buf = io.BytesIO()
+            photo.save(buf, "JPEG", qtables=member, subsampling=member.subsampling)
+            with Image.open(io.BytesIO(buf.getvalue())) as im:
+                im.load()
+                assert {k: list(v) for k, v in im.quantization.items()} == {0: list(member.luma),
+                                                                            1: list(member.chroma)}, f"{path} q{q}"
+                assert JpegImagePlugin.get_sampling(im) == sampling[member.subsampling], f"{path} q{q}"
+                assert im.size == photo.size

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import DnnjpegError
 from . import register_command
 
-METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, nsga2 (see docs/search.md)"
+METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, nsga2, shaped (see docs/search.md)"
 CURVE_DEFAULT = "10,20,30,40,50,60,70,80,90,95"
 
 
