@@ -58,11 +58,11 @@ def naive_loop(ev: Evaluator, table: QTable, workdir: Path, cjpeg: str | None = 
     with the exported table file and :func:`dnnjpeg.export.cjpeg_args` (tables written exactly)."""
     import subprocess
 
-    from dnnjpeg.export import cjpeg_args, to_cjpeg_text
-
     import torch
     import torchvision.transforms as T
     from PIL import Image
+
+    from dnnjpeg.export import cjpeg_args, to_cjpeg_text
 
     clf = ev.classifier
     mean, std = clf.config["mean"], clf.config["std"]

@@ -6,15 +6,16 @@ import hashlib
 import io
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 import dnnjpeg
-from dnnjpeg.batch.plan import Task
-from dnnjpeg.batch.testing import BOMB_MAX_PIXELS, ICC, XMP, make_sample_tree, smooth_rgb
-from dnnjpeg.batch.worker import Options, process
+from dnnjpeg.batch.plan import Task, walk
+from dnnjpeg.batch.testing import BOMB_MAX_PIXELS, ICC, XMP, make_jpeg_tree, make_sample_tree, smooth_rgb
+from dnnjpeg.batch.worker import Options, process, process_batch
 
 TABLE = dnnjpeg.load("resnet50")
 
@@ -233,3 +234,71 @@ def test_dev_images(tmp_path: Path) -> None:
     assert s.ratio > 1.5
     for p in files:
         _assert_table(tmp_path / "dst" / p.name)
+
+
+def _tasks(src: Path) -> list[Task]:
+    return [t for t in walk(str(src)) if isinstance(t, Task)]
+
+
+_SAME_FIELDS = ("status", "reason", "src_size", "src_sha256", "dst_size", "dst_sha256", "format", "mode", "out")
+
+
+@pytest.mark.parametrize("pending_bytes", [1, 1 << 30], ids=["write-each", "write-at-end"])
+def test_batch_gives_the_records_and_outputs_of_single_files(tmp_path: Path, pending_bytes: int) -> None:
+    # process_batch encodes every image of the batch before writing the outputs (grouped
+    # writes); the records and files must be exactly those of one-file-at-a-time processing.
+    src = tmp_path / "src"
+    make_sample_tree(src, tmp_path / "outside")
+    tasks = _tasks(src)
+    assert len(tasks) > 20
+    opts = Options(tables=Options.table_values(TABLE))
+    (tmp_path / "one").mkdir()
+    (tmp_path / "batch").mkdir()
+    singles = [process(str(src), str(tmp_path / "one"), t, opts) for t in tasks]
+    batch = process_batch(str(src), str(tmp_path / "batch"), tasks, opts, pending_bytes=pending_bytes)
+    assert [r["path"] for r in batch] == [t.rel for t in tasks]
+    statuses = {r["status"] for r in batch}
+    assert {"ok", "kept", "copied", "failed"} <= statuses
+    for one, many in zip(singles, batch):
+        assert {k: one.get(k) for k in _SAME_FIELDS} == {k: many.get(k) for k in _SAME_FIELDS}, one["path"]
+        assert many["seconds"] >= 0
+        if many["dst_size"] is not None:
+            out = tmp_path / "batch" / many.get("out", many["path"])
+            assert out.read_bytes() == (tmp_path / "one" / one.get("out", one["path"])).read_bytes()
+    leftovers = [p for p in (tmp_path / "batch").rglob(".dnnjpeg-tmp-*")]
+    assert not leftovers
+
+
+def test_a_bad_destination_fails_only_its_files_in_a_batch(tmp_path: Path) -> None:
+    src, dst, elsewhere = tmp_path / "src", tmp_path / "dst", tmp_path / "elsewhere"
+    rels = make_jpeg_tree(src, 8, classes=2)  # class_00 and class_01 alternate
+    dst.mkdir()
+    elsewhere.mkdir()
+    (dst / "class_01").symlink_to(elsewhere)  # swapped for a link after planning
+    opts = Options(tables=Options.table_values(TABLE))
+    records = process_batch(str(src), str(dst), _tasks(src), opts)
+    by_path = {r["path"]: r for r in records}
+    for rel in rels:
+        if rel.startswith("class_01/"):
+            assert by_path[rel]["status"] == "failed" and "unsafe destination" in by_path[rel]["reason"], rel
+            assert by_path[rel]["src_sha256"] == hashlib.sha256((src / rel).read_bytes()).hexdigest()
+        else:
+            assert by_path[rel]["status"] == "ok", rel
+            _assert_table(dst / rel)
+    assert not any(elsewhere.iterdir())
+
+
+def test_outputs_carry_the_source_permissions_and_mtime(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    rels = make_jpeg_tree(src, 3, classes=1)
+    (src / "notes.txt").write_text("copied as is")
+    for i, rel in enumerate([*rels, "notes.txt"]):
+        p = src / rel
+        p.chmod(0o640 if i % 2 else 0o604)
+        os.utime(p, ns=(1_600_000_000_123_456_789, 1_500_000_000_987_654_321 + i))
+    s = dnnjpeg.recompress(src, dst, TABLE, workers=2)
+    assert (s.ok, s.copied) == (3, 1)
+    for rel in [*rels, "notes.txt"]:
+        a, b = (src / rel).stat(), (dst / rel).stat()
+        assert stat.S_IMODE(b.st_mode) == stat.S_IMODE(a.st_mode), rel
+        assert b.st_mtime_ns == a.st_mtime_ns, rel

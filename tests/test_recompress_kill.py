@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -189,3 +190,30 @@ def test_a_crashing_worker_fails_only_its_file(tmp_path: Path) -> None:
     assert "24 recompressed" in run.stdout and "2 failed" in run.stdout
     for rel in rels:
         assert (dst / rel).is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs the fork start method")
+def test_many_crashing_workers_never_stop_the_run(tmp_path: Path) -> None:
+    # Each crash breaks the pool while the parent may be submitting the next batch (the
+    # pool can notice the dead worker before the parent sees the failed future): every
+    # crash must still end as that one file's failure, never as an exception of the run.
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    rels = make_jpeg_tree(src, 48, size=(32, 24), classes=4)
+    crashers = [f"class_{i % 4:02d}/crash_{i}.jpg" for i in range(8)]
+    for rel in crashers:
+        (src / rel).write_bytes((src / rels[0]).read_bytes())
+    for _ in range(3):
+        shutil.rmtree(dst, ignore_errors=True)
+        run = subprocess.run(
+            [sys.executable, "-c", CRASHING_RUN.replace("batch_size=3", "batch_size=2"), str(src), str(dst)],
+            check=False,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 1, run.stderr
+        assert f"{len(rels)} recompressed" in run.stdout and f"{len(crashers)} failed" in run.stdout, run.stdout
+        for rel in crashers:
+            assert f"{rel}: worker process crashed" in run.stdout

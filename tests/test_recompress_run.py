@@ -246,3 +246,17 @@ def test_pool_from_a_threaded_caller_uses_forkserver(tmp_path: Path) -> None:
         stop.set()
         t.join()
     assert s.ok == len(rels) and s.backend == "process"
+
+
+def test_pool_batches_shrink_towards_the_end() -> None:
+    from dnnjpeg.batch.plan import Task
+    from dnnjpeg.batch.runner import _guided_chunks
+
+    tasks = [Task(f"{i}.jpg", f"{i}.jpg", "image", 1, 0, False) for i in range(500)]
+    chunks = list(_guided_chunks(tasks, workers=2, cap=16))
+    assert [t for c in chunks for t in c] == tasks  # every task once, in order
+    sizes = [len(c) for c in chunks]
+    assert max(sizes) == 16 and sizes[0] == 16
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-4:] == [1, 1, 1, 1]  # the workers run out of work together
+    assert [len(c) for c in _guided_chunks(tasks[:3], workers=4, cap=16)] == [1, 1, 1]

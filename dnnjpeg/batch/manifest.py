@@ -15,10 +15,10 @@ Lines are JSON objects.  ``{"type": "run", ...}`` opens each run (settings, time
 
 ``status`` is ``ok`` (re-encoded), ``kept`` (original bytes kept), ``copied`` (not an
 image, copied unchanged) or ``failed`` (``reason`` says why).  ``out`` is omitted when it
-equals ``path``.  Each line is written with a single ``write()`` on an ``O_APPEND``
-descriptor after the output file has been renamed into place; a line cut short by a
-crash is ignored when reading, and the next run starts on a fresh line.  When a path
-has several lines, the latest (``t``) wins.
+equals ``path``.  Lines are written with a single ``write()`` per finished batch on an
+``O_APPEND`` descriptor, after the batch's outputs have been renamed into place; a line
+cut short by a crash is ignored when reading, and the next run starts on a fresh line.
+When a path has several lines, the latest (``t``) wins.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from .plan import MANIFEST_PREFIX
 __all__ = ["DONE_STATUSES", "Entry", "ManifestWriter", "load", "manifest_name"]
 
 MANIFEST_VERSION = 1
+# One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 DONE_STATUSES = frozenset({"ok", "kept", "copied"})
 
 
@@ -143,14 +145,16 @@ class ManifestWriter:
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record as one line (``ensure_ascii``: any file name round-trips)."""
-        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"), allow_nan=False) + "\n"
-        self._write(line.encode("ascii"))
-        if self._fsync and time.monotonic() - self._last_sync >= self._interval:
-            self.sync()
+        self.extend((record,))
 
     def extend(self, records: Iterable[dict[str, Any]]) -> None:
-        for r in records:
-            self.append(r)
+        """Write records as lines, all with one ``write()`` (the records of one finished batch)."""
+        data = "".join([_ENCODER.encode(r) + "\n" for r in records]).encode("ascii")
+        if not data:
+            return
+        self._write(data)
+        if self._fsync and time.monotonic() - self._last_sync >= self._interval:
+            self.sync()
 
     def sync(self) -> None:
         if self._dirty:

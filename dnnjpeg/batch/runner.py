@@ -142,6 +142,18 @@ def _chunks(tasks: Sequence[Task], size: int) -> deque[list[Task]]:
     return deque(list(tasks[i : i + size]) for i in range(0, len(tasks), size))
 
 
+def _guided_chunks(tasks: Sequence[Task], workers: int, cap: int) -> deque[list[Task]]:
+    """Batches of ``cap`` files while much is left, then smaller and smaller (down to one
+    file): few round trips to the workers, and they all run out of work at about the same time."""
+    out: deque[list[Task]] = deque()
+    i, n = 0, len(tasks)
+    while i < n:
+        size = max(1, min(cap, (n - i) // (2 * workers)))
+        out.append(list(tasks[i : i + size]))
+        i += size
+    return out
+
+
 def _crash_record(task: Task, reason: str) -> dict[str, Any]:
     rec: dict[str, Any] = {"type": "file", "path": task.rel}
     if task.out != task.rel:
@@ -175,6 +187,10 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+#: Most files per task of the local pool (batches amortise the per-task cost; see _guided_chunks).
+_POOL_BATCH = 32
+
+
 class _PoolBroken(Exception):
     pass
 
@@ -186,7 +202,7 @@ def _run_pool(
     batches in flight are then retried one file at a time, so the file that kills a worker
     is found and recorded as failed, and the run goes on with a fresh pool."""
     ctx = _mp_context()
-    pending = _chunks(tasks, batch_size)
+    pending = _chunks(tasks, batch_size) if batch_size else _guided_chunks(tasks, workers, _POOL_BATCH)
     suspects: deque[Task] = deque()
     limit = max(2, workers * 3)
     while pending or suspects:
@@ -195,14 +211,24 @@ def _run_pool(
         broken = False
         try:
             while True:
+                # submit() raises BrokenProcessPool when a worker died and the pool noticed it
+                # before we saw the failed future: the batch goes back, the pool is replaced.
                 if suspects:
                     if not inflight:
                         t = suspects.popleft()
-                        inflight[pool.submit(process_batch, src, dst, [t], opts)] = ([t], True)
+                        try:
+                            inflight[pool.submit(process_batch, src, dst, [t], opts)] = ([t], True)
+                        except BrokenProcessPool:
+                            suspects.appendleft(t)
+                            raise _PoolBroken from None
                 else:
                     while pending and len(inflight) < limit:
                         b = pending.popleft()
-                        inflight[pool.submit(process_batch, src, dst, b, opts)] = (b, False)
+                        try:
+                            inflight[pool.submit(process_batch, src, dst, b, opts)] = (b, False)
+                        except BrokenProcessPool:
+                            pending.appendleft(b)
+                            raise _PoolBroken from None
                 if not inflight:
                     break
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -397,7 +423,8 @@ def recompress(
             of each file's relative path.  Each shard writes its own manifest.
         fsync: flush each output (and the manifest every 2 s) to disk before renaming;
             default True in place, False otherwise.
-        batch_size: files per task (default: up to 16 locally, fewer for small runs; 8 on Dask).
+        batch_size: files per task (default: up to 32 locally, smaller towards the end of the
+            run so the workers finish together; 8 on Dask).
         progress: show a progress bar on stderr.
 
     Returns:
@@ -541,7 +568,8 @@ def recompress(
             for rec in records:
                 rec["cfg"] = cfg
                 rec["t"] = now
-                writer.append(rec)
+            writer.extend(records)
+            for rec in records:
                 kind = kinds.pop(rec["path"], "image")
                 _count(summary, kind, rec["status"], rec["src_size"], rec["dst_size"])
                 summary.processed += 1
@@ -560,9 +588,7 @@ def recompress(
             elif backend == "in-process":
                 _run_serial(src_root, dst_root, todo, opts, emit, batch_size or 1)
             else:
-                # Batches amortise the per-task cost; 16 per worker keeps the tail short.
-                size = batch_size or max(1, min(16, len(todo) // (n_workers * 16)))
-                _run_pool(src_root, dst_root, todo, opts, emit, n_workers, size)
+                _run_pool(src_root, dst_root, todo, opts, emit, n_workers, batch_size or 0)
         except KeyboardInterrupt:
             summary.interrupted = True
             raise

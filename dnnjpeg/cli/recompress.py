@@ -72,7 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fs.add_argument("--fsync", dest="fsync", action="store_true", default=None, help="fsync outputs (default in place)")
     fs.add_argument("--no-fsync", dest="fsync", action="store_false", help="never fsync")
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=None, help="files per task (default: up to 16 locally; 8 on Dask)"
+        "--batch-size", type=_positive_int, default=None, help="files per task (default: up to 32 locally, smaller towards the end of the run; 8 on Dask)"
     )
     pg = parser.add_mutually_exclusive_group()
     pg.add_argument("--progress", dest="progress", action="store_true", default=None, help="progress bar on stderr")
