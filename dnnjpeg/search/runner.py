@@ -211,27 +211,21 @@ def _jsonable_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
 def size_match(evaluator: Any, table: QTable, quality: int, iterations: int = 16) -> tuple[QTable, float, float]:
     """Scale every step of ``table`` so its mean JPEG size is the largest not above standard JPEG's
     at ``quality`` (4:2:0) on the evaluator's images.  Returns ``(table, scale, bytes_mean)``."""
+    from .projection import scale_table
+
     target = float(np.mean(evaluator.sizes(QTable.standard(int(quality)))))
-    luma, chroma = np.array(table.luma, float), np.array(table.chroma, float)
-
-    def scaled(s: float) -> QTable:
-        return table.replace(
-            luma=np.clip(np.rint(luma * s), 1, 255).astype(int),
-            chroma=np.clip(np.rint(chroma * s), 1, 255).astype(int),
-        )
-
     lo, hi = math.log(1 / 32), math.log(32)
     best: tuple[QTable, float, float] | None = None
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        t = scaled(math.exp(mid))
+        t = scale_table(table, math.exp(mid))
         size = float(np.mean(evaluator.sizes(t)))
         if size <= target:
             best, hi = (t, math.exp(mid), size), mid
         else:
             lo = mid
     if best is None:
-        t = scaled(math.exp(hi))
+        t = scale_table(table, math.exp(hi))
         best = (t, math.exp(hi), float(np.mean(evaluator.sizes(t))))
     return best
 
