@@ -11,6 +11,11 @@ Prints ratios measured in one run on the dev data (or a synthetic folder with --
     Debian's libjpeg-turbo-progs, else it is skipped);
 plus the JPEG round trip alone with threads vs processes vs inline.
 
+The evaluator tunes glibc's allocator before CPU inference (:mod:`dnnjpeg.runtime`), which speeds the
+model itself up, so the naive loops run twice: in a fresh child process with the default allocator
+(``DNNJPEG_TUNE_MALLOC=0``; what the seed's script got, and the figure ratio (b) uses) and in this
+process after the evaluator tuned it (``*_same_allocator``: the naive loop given the same allocator).
+
 Ratio (a) is the median over ``--repeats`` interleaved (model, evaluate) pairs, since a shared
 machine's load drifts; times shown are the best of the repeats.  The reference
 predictions and crops are computed (and cached) before timing: a search evaluates many tables
@@ -90,6 +95,34 @@ def naive_loop(ev: Evaluator, table: QTable, workdir: Path, cjpeg: str | None = 
     return correct / len(ev.images)
 
 
+def naive_timings(ev: Evaluator, table: QTable) -> dict[str, float]:
+    """Seconds and top-1 of the naive loops (Pillow in process; cjpeg per image when installed)."""
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        out["top1"] = naive_loop(ev, table, Path(tmp))
+        out["s"] = time.perf_counter() - t
+        exe = shutil.which("cjpeg")
+        if exe:
+            t = time.perf_counter()
+            out["cjpeg_top1"] = naive_loop(ev, table, Path(tmp), cjpeg=exe)
+            out["cjpeg_s"] = time.perf_counter() - t
+    return out
+
+
+def naive_in_child(args: argparse.Namespace) -> dict[str, float]:
+    """:func:`naive_timings` in a fresh process with glibc's default allocator (as the seed's script ran)."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--naive-child", "--data", args.data, "--model", args.model,
+           "--limit", str(args.limit), "--quality", str(args.quality)]
+    if args.device:
+        cmd += ["--device", args.device]
+    env = dict(os.environ, DNNJPEG_TUNE_MALLOC="0")
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DEV))
@@ -101,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     import torch
@@ -110,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     table = QTable.standard(args.quality)
     ev = Evaluator(args.model, args.data, limit=args.limit, batch_size=args.batch_size, device=args.device)
+    if args.naive_child:  # internal: the naive loops only, in a process whose allocator is untouched
+        ev.images  # noqa: B018 - crops from the cache before timing
+        print(json.dumps(naive_timings(ev, table)))
+        return 0
     args.batch_size = ev.batch_size
     n = ev.n
     crops = ev.images
@@ -139,18 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     def one_eval() -> None:
         ev.evaluate(table)
 
-    def one_eval_serial() -> None:
-        ev.prefetch = False
+    default_prefetch = ev.prefetch  # on CUDA only
+
+    def one_eval_other_prefetch() -> None:
+        ev.prefetch = not default_prefetch
         try:
             ev.evaluate(table)
         finally:
-            ev.prefetch = True
+            ev.prefetch = default_prefetch
 
     model_alone()  # warm-up
     one_eval()
     # interleaved pairs: a shared machine's load drifts, so compare neighbours and take the median
     pairs = []
-    fns = [model_alone, one_eval, one_eval_serial]
+    fns = [model_alone, one_eval, one_eval_other_prefetch]
     for rep in range(args.repeats):
         order = [(rep + j) % 3 for j in range(3)]  # rotate which runs first
         t = [0.0, 0.0, 0.0]
@@ -159,13 +199,15 @@ def main(argv: list[str] | None = None) -> int:
         pairs.append(tuple(t))
     t_model = min(p[0] for p in pairs)
     t_eval = min(p[1] for p in pairs)
-    t_eval_serial = min(p[2] for p in pairs)
+    t_eval_other = min(p[2] for p in pairs)
+    other = "with_prefetch" if not default_prefetch else "without_prefetch"
     out.update(
+        prefetch=default_prefetch,
         model_alone_s=t_model,
         evaluate_s=t_eval,
-        evaluate_no_prefetch_s=t_eval_serial,
+        **{f"evaluate_{other}_s": t_eval_other},
         ratio_a_evaluate_over_model=float(np.median([p[1] / p[0] for p in pairs])),
-        ratio_a_no_prefetch=float(np.median([p[2] / p[0] for p in pairs])),
+        **{f"ratio_a_{other}": float(np.median([p[2] / p[0] for p in pairs]))},
         ratio_a_of_best_times=t_eval / t_model,
         images_per_s=n / t_eval,
     )
@@ -183,31 +225,27 @@ def main(argv: list[str] | None = None) -> int:
     out["codec_roundtrip_s"] = codec_times
 
     if not args.skip_naive:
-        with tempfile.TemporaryDirectory() as tmp:
-            top1_holder = {}
+        from dnnjpeg.runtime import allocator_settings
 
-            def naive() -> None:
-                top1_holder["top1"] = naive_loop(ev, table, Path(tmp))
-
-            t_naive = best_of(naive, 1)
-            exe = shutil.which("cjpeg")
-            if exe:
-                def naive_cjpeg() -> None:
-                    top1_holder["cjpeg"] = naive_loop(ev, table, Path(tmp), cjpeg=exe)
-
-                t_cjpeg = best_of(naive_cjpeg, 1)
+        out["allocator_tuned"] = bool(allocator_settings())
+        child = naive_in_child(args)  # default allocator: the seed's situation
+        same = naive_timings(ev, table)  # this process: the allocator the evaluator tuned
         r = ev.evaluate(table)
         out.update(
-            naive_s=t_naive,
-            ratio_b_naive_over_evaluate=t_naive / t_eval,
-            naive_top1=top1_holder["top1"],
+            naive_s=child["s"],
+            ratio_b_naive_over_evaluate=child["s"] / t_eval,
+            naive_same_allocator_s=same["s"],
+            ratio_b_naive_same_allocator=same["s"] / t_eval,
+            naive_top1=child["top1"],
             evaluate_top1=r.top1,
         )
-        if exe:
+        if "cjpeg_s" in child:
             out.update(
-                naive_cjpeg_s=t_cjpeg,
-                ratio_b_naive_cjpeg_over_evaluate=t_cjpeg / t_eval,
-                naive_cjpeg_top1=top1_holder["cjpeg"],
+                naive_cjpeg_s=child["cjpeg_s"],
+                ratio_b_naive_cjpeg_over_evaluate=child["cjpeg_s"] / t_eval,
+                naive_cjpeg_same_allocator_s=same["cjpeg_s"],
+                ratio_b_naive_cjpeg_same_allocator=same["cjpeg_s"] / t_eval,
+                naive_cjpeg_top1=child["cjpeg_top1"],
             )
 
     w = max(len(k) for k in out)

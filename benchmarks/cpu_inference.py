@@ -1,0 +1,92 @@
+"""CPU inference speed of a model alone: glibc's default allocator vs the tuned one, per batch size.
+
+Each configuration runs in a fresh child process (the allocator is process-wide and remembers its
+history), on the same crops, and reports ms/image (best of ``--repeats``), whether both allocators give bit-identical logits,
+and which batch sizes give bit-identical logits.  Figures in docs/evaluation.md.
+
+    python benchmarks/cpu_inference.py [--limit 128] [--batch-sizes 1,4,8,12,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "data" / "imagenet-sample-dev"
+
+
+def child(args: argparse.Namespace) -> dict[str, object]:
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from dnnjpeg import models
+    from dnnjpeg.data import load_dataset
+    from dnnjpeg.runtime import allocator_settings, tune_allocator
+
+    if args.allocator == "tuned":
+        tune_allocator()
+    clf = models.get(args.model, device="cpu")
+    crops = np.stack(load_dataset(args.data, limit=args.limit).crops())
+    out: dict[str, object] = {"allocator": allocator_settings(), "ms_per_image": {}, "logits_sha256": {}}
+    for bs in args.batch_sizes:
+        clf(crops[:bs])  # warm-up
+        best = float("inf")
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            logits = [clf(crops[i : i + bs]).numpy() for i in range(0, len(crops), bs)]
+            best = min(best, time.perf_counter() - t)
+        out["ms_per_image"][bs] = 1000 * best / len(crops)
+        out["logits_sha256"][bs] = hashlib.sha256(np.concatenate(logits).tobytes()).hexdigest()
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEV))
+    ap.add_argument("--model", default="efficientnet_lite0")
+    ap.add_argument("--limit", type=int, default=128)
+    ap.add_argument("--batch-sizes", default="1,4,8,12,16,64")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--allocator", choices=["default", "tuned"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.batch_sizes = [int(b) for b in str(args.batch_sizes).split(",")]
+    if args.allocator:  # internal: one configuration, in this (fresh) process
+        print(json.dumps(child(args)))
+        return 0
+    if not Path(args.data).is_dir():
+        print(f"data not found: {args.data}", file=sys.stderr)
+        return 2
+    results = {}
+    for allocator in ("default", "tuned"):
+        cmd = [sys.executable, __file__, "--allocator", allocator, "--data", args.data, "--model", args.model,
+               "--limit", str(args.limit), "--batch-sizes", ",".join(map(str, args.batch_sizes)),
+               "--repeats", str(args.repeats)]
+        env = dict(os.environ, DNNJPEG_TUNE_MALLOC="1" if allocator == "tuned" else "0")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        results[allocator] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{args.model}, {args.limit} crops, CPU, {results['tuned']['torch_threads']} torch threads")
+    print(f"tuned allocator: {results['tuned']['allocator']}")
+    print(f"{'batch':>5}  {'default ms/img':>14}  {'tuned ms/img':>12}  {'speed-up':>8}  same logits both ways")
+    for bs in args.batch_sizes:
+        d = results["default"]["ms_per_image"][str(bs)]
+        t = results["tuned"]["ms_per_image"][str(bs)]
+        same = results["default"]["logits_sha256"][str(bs)] == results["tuned"]["logits_sha256"][str(bs)]
+        print(f"{bs:>5}  {d:>14.2f}  {t:>12.2f}  {d / t:>7.2f}x  {same}")
+    groups: dict[str, list[int]] = {}
+    for bs in args.batch_sizes:
+        groups.setdefault(results["tuned"]["logits_sha256"][str(bs)], []).append(bs)
+    print("batch sizes giving bit-identical logits:", " | ".join(",".join(map(str, g)) for g in groups.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
