@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="efficientnet_lite0")
     ap.add_argument("--limit", type=int, default=128, help="images (default 128)")
     ap.add_argument("--quality", type=int, default=50, help="standard table used (default 50)")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: the evaluator's (64 on CUDA, 4 on CPU)")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the evaluator's (64 on CUDA, 8 on CPU)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-naive", action="store_true")

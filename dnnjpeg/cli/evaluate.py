@@ -21,7 +21,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "native: JPEG at stored resolution, then the model's preprocessing",
     )
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: 64 on CUDA, 4 on CPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: 64 on CUDA, 8 on CPU)")
     parser.add_argument("--workers", type=int, default=None, help="JPEG threads (default: usable cores)")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
     parser.add_argument(

@@ -53,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=("crop224", "native"), default="crop224",
                         help="crop224 (default, the seed's) or native")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: 64 on CUDA, 4 on CPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: 64 on CUDA, 8 on CPU)")
     parser.add_argument("--jpeg-threads", type=int, default=None, help="JPEG threads per worker (default: cores)")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
     parser.add_argument("--no-pretrained", action="store_true", help="torchvision:/timm: models with random weights")
