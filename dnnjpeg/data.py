@@ -62,6 +62,7 @@ __all__ = [
     "imagenet_wnids",
     "kfold",
     "load_dataset",
+    "read_label_rows",
     "resize_center_crop",
 ]
 
@@ -406,28 +407,45 @@ def _load_rgb(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read image: {exc}") from None
 
 
+def read_label_rows(path: Path) -> list[tuple[str, int, int]]:
+    """``(file, class_index, line)`` for every row of a ``labels.csv``; header and values checked.
+
+    Raises:
+        DataError: unreadable file, missing columns, or a class index that is not a non-negative int.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fields = reader.fieldnames or []
+            if "file" not in fields or "class_index" not in fields:
+                raise DataError(f"{path}: header must have 'file' and 'class_index' columns, has {fields}")
+            rows: list[tuple[str, int, int]] = []
+            for line, row in enumerate(reader, start=2):
+                name = (row.get("file") or "").strip()
+                try:
+                    label = int((row.get("class_index") or "").strip())
+                except ValueError:
+                    raise DataError(
+                        f"{path}:{line}: class_index {row.get('class_index')!r} is not an integer"
+                    ) from None
+                if label < 0:
+                    raise DataError(f"{path}:{line}: class_index {label} is negative")
+                rows.append((name, label, line))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    return rows
+
+
 def _read_labels_csv(root: Path) -> tuple[list[Path], list[int]]:
     path = root / "labels.csv"
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        fields = reader.fieldnames or []
-        if "file" not in fields or "class_index" not in fields:
-            raise DataError(f"{path}: header must have 'file' and 'class_index' columns, has {fields}")
-        files: list[Path] = []
-        labels: list[int] = []
-        for line, row in enumerate(reader, start=2):
-            name = (row.get("file") or "").strip()
-            try:
-                label = int((row.get("class_index") or "").strip())
-            except ValueError:
-                raise DataError(f"{path}:{line}: class_index {row.get('class_index')!r} is not an integer") from None
-            if label < 0:
-                raise DataError(f"{path}:{line}: class_index {label} is negative")
-            fp = (root / name).resolve()
-            if not name or not fp.is_file():
-                raise DataError(f"{path}:{line}: image file {name!r} not found")
-            files.append(fp)
-            labels.append(label)
+    files: list[Path] = []
+    labels: list[int] = []
+    for name, label, line in read_label_rows(path):
+        fp = (root / name).resolve()
+        if not name or not fp.is_file():
+            raise DataError(f"{path}:{line}: image file {name!r} not found")
+        files.append(fp)
+        labels.append(label)
     return files, labels
 
 

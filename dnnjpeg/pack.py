@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .data import DataError, Dataset, load_dataset
+from .data import DataError, Dataset, load_dataset, read_label_rows
 
 __all__ = ["PACK_FORMAT", "PACK_MANIFEST", "load_packed", "pack_dataset", "read_packed_crop"]
 
@@ -119,7 +119,7 @@ def load_packed(root: str | os.PathLike[str]) -> Dataset:
     entries = manifest.get("files")
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: 'files' must be a non-empty list")
-    labels = _read_labels(root / "labels.csv")
+    labels = {name: label for name, label, _ in read_label_rows(root / "labels.csv")}
     files, hashes, y = [], [], []
     for k, e in enumerate(entries):
         if not isinstance(e, dict) or not isinstance(e.get("file"), str) or not isinstance(e.get("sha256"), str):
@@ -149,18 +149,3 @@ def read_packed_crop(path: Path) -> np.ndarray:
     if arr.shape != (224, 224, 3):
         raise DataError(f"{path}: packed crop has shape {arr.shape}, expected (224, 224, 3)")
     return arr.copy()
-
-
-def _read_labels(path: Path) -> dict[str, int]:
-    out: dict[str, int] = {}
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            for line, row in enumerate(csv.DictReader(f), start=2):
-                try:
-                    out[row["file"]] = int(row["class_index"])
-                except (KeyError, TypeError, ValueError):
-                    raise DataError(f"{path}:{line}: needs 'file' and an integer 'class_index'") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
-    return out
-
