@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import DnnjpegError
 from .qtable import SUBSAMPLINGS, QTable
+from .runtime import tune_allocator
 
 __all__ = ["GradientTuneConfig", "GradientTuneResult", "gradient_tune", "match_size", "mean_jpeg_bytes"]
 
@@ -197,6 +198,8 @@ def gradient_tune(
         raise ValueError(f"quality {quality!r} must be in 1..100")
     t0 = time.perf_counter()
     device = classifier.device
+    if torch.device(device).type == "cpu":
+        tune_allocator()  # see dnnjpeg.runtime: activations stay in the heap between steps
     module = classifier.module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
