@@ -407,8 +407,12 @@ def _load_rgb(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot read image: {exc}") from None
 
 
-def read_label_rows(path: Path) -> list[tuple[str, int, int]]:
+def read_label_rows(path: Path, *, allow_unlabelled: bool = False) -> list[tuple[str, int, int]]:
     """``(file, class_index, line)`` for every row of a ``labels.csv``; header and values checked.
+
+    Args:
+        path: the ``labels.csv`` file.
+        allow_unlabelled: accept ``-1`` (no label), as a pack of an unlabelled folder writes.
 
     Raises:
         DataError: unreadable file, missing columns, or a class index that is not a non-negative int.
@@ -428,7 +432,7 @@ def read_label_rows(path: Path) -> list[tuple[str, int, int]]:
                     raise DataError(
                         f"{path}:{line}: class_index {row.get('class_index')!r} is not an integer"
                     ) from None
-                if label < 0:
+                if label < 0 and not (allow_unlabelled and label == -1):
                     raise DataError(f"{path}:{line}: class_index {label} is negative")
                 rows.append((name, label, line))
     except OSError as exc:

@@ -119,7 +119,7 @@ def load_packed(root: str | os.PathLike[str]) -> Dataset:
     entries = manifest.get("files")
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{path}: 'files' must be a non-empty list")
-    labels = {name: label for name, label, _ in read_label_rows(root / "labels.csv")}
+    labels = {name: label for name, label, _ in read_label_rows(root / "labels.csv", allow_unlabelled=True)}
     files, hashes, y = [], [], []
     for k, e in enumerate(entries):
         if not isinstance(e, dict) or not isinstance(e.get("file"), str) or not isinstance(e.get("sha256"), str):

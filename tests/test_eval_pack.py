@@ -79,6 +79,26 @@ def test_bad_packs_name_the_file(photos, tmp_path):
         load_dataset(out)
 
 
+def test_unlabelled_folder_packs_and_loads_unlabelled(photos, tmp_path):
+    (photos / "labels.csv").unlink()
+    out = pack_dataset(photos, tmp_path / "pack")
+    b = load_dataset(out)
+    assert b.packed and not b.labelled
+    assert (b.labels == -1).all() and len(b) == 6
+
+
+def test_pack_labels_are_checked(photos, tmp_path):
+    out = pack_dataset(photos, tmp_path / "pack")
+    rows = (out / "labels.csv").read_text().splitlines()
+    rows[3] = rows[3].rsplit(",", 1)[0] + ",-2"
+    (out / "labels.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"labels\.csv:4: class_index -2 is negative"):
+        load_dataset(out)
+    (out / "labels.csv").write_text("name,label\n")
+    with pytest.raises(DataError, match="header must have 'file' and 'class_index'"):
+        load_dataset(out)
+
+
 def test_cli_pack(photos, tmp_path, capsys):
     assert main(["pack", str(photos), str(tmp_path / "p"), "--limit", "3"]) == 0
     out = capsys.readouterr().out
