@@ -8,7 +8,7 @@ project's 2-core CI machine that doubled the time of a Lite0 batch, and made it 
 1.7 s for the same 128 crops, depending on the allocator's history).
 
 :func:`tune_allocator` fixes both thresholds with ``mallopt`` so freed activations stay in the
-heap: bit-identical results, about 1.8x faster Lite0 inference on that machine (see
+heap: bit-identical results, 1.7-2.8x faster Lite0 inference on that machine at batch 4-64 (see
 docs/evaluation.md and ``benchmarks/evaluate_throughput.py``).  The cost is memory: up to
 ``trim_threshold`` bytes of free heap are kept instead of returned to the system.
 
@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -46,6 +47,12 @@ _applied: dict[str, int] = {}
 
 def _enabled() -> bool:
     return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@functools.lru_cache(maxsize=1)
+def _on_glibc() -> bool:
+    # platform.libc_ver() reads the interpreter's binary: ask once per process
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
 def tune_allocator(mmap_threshold: int = 128 << 20, trim_threshold: int = 512 << 20) -> bool:
@@ -74,7 +81,7 @@ def tune_allocator(mmap_threshold: int = 128 << 20, trim_threshold: int = 512 <<
         raise ValueError(f"trim_threshold ({trim_threshold}) must be >= mmap_threshold ({mmap_threshold})")
     if _applied:
         return True
-    if not _enabled() or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not _enabled() or not _on_glibc():
         return False
     try:
         libc = ctypes.CDLL(None)
