@@ -230,23 +230,17 @@ def main(argv: list[str] | None = None) -> int:
         out["allocator_tuned"] = bool(allocator_settings())
         child = naive_in_child(args)  # default allocator: the seed's situation
         same = naive_timings(ev, table)  # this process: the allocator the evaluator tuned
-        r = ev.evaluate(table)
-        out.update(
-            naive_s=child["s"],
-            ratio_b_naive_over_evaluate=child["s"] / t_eval,
-            naive_same_allocator_s=same["s"],
-            ratio_b_naive_same_allocator=same["s"] / t_eval,
-            naive_top1=child["top1"],
-            evaluate_top1=r.top1,
-        )
-        if "cjpeg_s" in child:
-            out.update(
-                naive_cjpeg_s=child["cjpeg_s"],
-                ratio_b_naive_cjpeg_over_evaluate=child["cjpeg_s"] / t_eval,
-                naive_cjpeg_same_allocator_s=same["cjpeg_s"],
-                ratio_b_naive_cjpeg_same_allocator=same["cjpeg_s"] / t_eval,
-                naive_cjpeg_top1=child["cjpeg_top1"],
-            )
+        out["evaluate_top1"] = ev.evaluate(table).top1
+        for name, key in (("naive", ""), ("naive_cjpeg", "cjpeg_")):  # cjpeg: only where it is installed
+            if f"{key}s" not in child:
+                continue
+            out.update({
+                f"{name}_s": child[f"{key}s"],
+                f"ratio_b_{name}_over_evaluate": child[f"{key}s"] / t_eval,
+                f"{name}_same_allocator_s": same[f"{key}s"],
+                f"ratio_b_{name}_same_allocator": same[f"{key}s"] / t_eval,
+                f"{name}_top1": child[f"{key}top1"],
+            })
 
     w = max(len(k) for k in out)
     for k, v in out.items():
