@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV = ROOT.parent / "shared" / "data" / "imagenet-sample-dev"
+DEV = Path(os.environ.get("DNNJPEG_DEV_DATA", ROOT.parent / "shared" / "data" / "imagenet-sample-dev"))
 
 
 def child(args: argparse.Namespace) -> dict[str, object]:

@@ -44,7 +44,7 @@ from dnnjpeg.codec import Codec, default_workers
 from dnnjpeg.evaluate import Evaluator
 from dnnjpeg.qtable import QTable
 
-DEV = ROOT.parent / "shared" / "data" / "imagenet-sample-dev"
+DEV = Path(os.environ.get("DNNJPEG_DEV_DATA", ROOT.parent / "shared" / "data" / "imagenet-sample-dev"))
 
 
 def best_of(fn, repeats: int) -> float:
