@@ -170,20 +170,26 @@ sys.exit(s.exit_code)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs the fork start method")
-def test_a_crashing_worker_fails_only_its_file(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    rels = make_jpeg_tree(src, 24)
-    for name in ("crash_1.jpg", "crash_2.jpg"):
-        (src / "class_01" / name).write_bytes((src / rels[0]).read_bytes())
-    run = subprocess.run(
-        [sys.executable, "-c", CRASHING_RUN, str(src), str(dst)],
+def _crashing_run(src: Path, dst: Path, batch_size: int = 3) -> subprocess.CompletedProcess[str]:
+    """CRASHING_RUN in a fresh interpreter over src -> dst, with the given batch size."""
+    code = CRASHING_RUN.replace("batch_size=3", f"batch_size={batch_size}")
+    return subprocess.run(
+        [sys.executable, "-c", code, str(src), str(dst)],
         check=False,
         env=_env(),
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs the fork start method")
+def test_a_crashing_worker_fails_only_its_file(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    rels = make_jpeg_tree(src, 24)
+    for name in ("crash_1.jpg", "crash_2.jpg"):
+        (src / "class_01" / name).write_bytes((src / rels[0]).read_bytes())
+    run = _crashing_run(src, dst)
     assert run.returncode == 1, run.stderr
     assert "class_01/crash_1.jpg: worker process crashed" in run.stdout
     assert "class_01/crash_2.jpg: worker process crashed" in run.stdout
@@ -205,14 +211,7 @@ def test_many_crashing_workers_never_stop_the_run(tmp_path: Path) -> None:
         (src / rel).write_bytes((src / rels[0]).read_bytes())
     for _ in range(3):
         shutil.rmtree(dst, ignore_errors=True)
-        run = subprocess.run(
-            [sys.executable, "-c", CRASHING_RUN.replace("batch_size=3", "batch_size=2"), str(src), str(dst)],
-            check=False,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = _crashing_run(src, dst, batch_size=2)
         assert run.returncode == 1, run.stderr
         assert f"{len(rels)} recompressed" in run.stdout and f"{len(crashers)} failed" in run.stdout, run.stdout
         for rel in crashers:
