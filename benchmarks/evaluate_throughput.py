@@ -11,10 +11,12 @@ Prints ratios measured in one run on the dev data (or a synthetic folder with --
     Debian's libjpeg-turbo-progs, else it is skipped);
 plus the JPEG round trip alone with threads vs processes vs inline.
 
-The evaluator tunes glibc's allocator before CPU inference (:mod:`dnnjpeg.runtime`), which speeds the
-model itself up, so the naive loops run twice: in a fresh child process with the default allocator
+The evaluator runs the model with its batch norms folded (:mod:`dnnjpeg.batchnorm`) and tunes glibc's
+allocator before CPU inference (:mod:`dnnjpeg.runtime`); both speed the model itself up, so the naive
+loops run twice: in a fresh child process with the model as published and the default allocator
 (``DNNJPEG_TUNE_MALLOC=0``; what the seed's script got, and the figure ratio (b) uses) and in this
-process after the evaluator tuned it (``*_same_allocator``: the naive loop given the same allocator).
+process with the evaluator's folded model and tuned allocator (``*_same_runtime``: what batching and
+the pipeline alone are worth).
 
 Ratio (a) is the median over ``--repeats`` interleaved (model, evaluate) pairs, since a shared
 machine's load drifts; times shown are the best of the repeats.  The reference
@@ -111,7 +113,8 @@ def naive_timings(ev: Evaluator, table: QTable) -> dict[str, float]:
 
 
 def naive_in_child(args: argparse.Namespace) -> dict[str, float]:
-    """:func:`naive_timings` in a fresh process with glibc's default allocator (as the seed's script ran)."""
+    """:func:`naive_timings` in a fresh process with glibc's default allocator and the model as published
+    (no folded batch norms), as the seed's script ran."""
     import subprocess
 
     cmd = [sys.executable, __file__, "--naive-child", "--data", args.data, "--model", args.model,
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data not found: {args.data}", file=sys.stderr)
         return 2
     table = QTable.standard(args.quality)
-    ev = Evaluator(args.model, args.data, limit=args.limit, batch_size=args.batch_size, device=args.device)
+    ev = Evaluator(args.model, args.data, limit=args.limit, batch_size=args.batch_size, device=args.device,
+                   fold_batchnorm=not args.naive_child)
     if args.naive_child:  # internal: the naive loops only, in a process whose allocator is untouched
         ev.images  # noqa: B018 - crops from the cache before timing
         print(json.dumps(naive_timings(ev, table)))
@@ -229,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
 
         out["allocator_tuned"] = bool(allocator_settings())
         child = naive_in_child(args)  # default allocator: the seed's situation
-        same = naive_timings(ev, table)  # this process: the allocator the evaluator tuned
+        same = naive_timings(ev, table)  # this process: the evaluator's folded model and tuned allocator
         out["evaluate_top1"] = ev.evaluate(table).top1
         for name, key in (("naive", ""), ("naive_cjpeg", "cjpeg_")):  # cjpeg: only where it is installed
             if f"{key}s" not in child:
@@ -237,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             out.update({
                 f"{name}_s": child[f"{key}s"],
                 f"ratio_b_{name}_over_evaluate": child[f"{key}s"] / t_eval,
-                f"{name}_same_allocator_s": same[f"{key}s"],
-                f"ratio_b_{name}_same_allocator": same[f"{key}s"] / t_eval,
+                f"{name}_same_runtime_s": same[f"{key}s"],
+                f"ratio_b_{name}_same_runtime": same[f"{key}s"] / t_eval,
                 f"{name}_top1": child[f"{key}top1"],
             })
 

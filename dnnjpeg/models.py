@@ -42,7 +42,7 @@ import importlib
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +170,50 @@ class Classifier:
             fingerprint=fp,
         )
 
+    def fold_batchnorm(self) -> Classifier:
+        """A copy whose module has its batch norms folded into the convolutions before them
+        (:func:`dnnjpeg.batchnorm.fold_batchnorm`): ~1.24x faster inference for EfficientNet-Lite on the CPU.
+
+        The folded copy is checked against this classifier on two random images; when its logits
+        differ by more than float rounding (``1e-3 * (1 + max |logit|)``; a pair that only looked
+        like conv -> norm), or nothing could be folded, ``self`` is returned unchanged.  The copy's
+        ``fingerprint`` differs (logits move by ~1e-5, so cached predictions are not shared) and its
+        ``config["batchnorm_folded"]`` counts the folded norms.  This classifier is not modified.
+
+        Example:
+            >>> import torch
+            >>> nn = torch.nn
+            >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+            ...                     nn.Flatten(), nn.Linear(8, 10))
+            >>> clf = Classifier.from_module(net, device="cpu", input_size=32)
+            >>> fast = clf.fold_batchnorm()
+            >>> fast.config["batchnorm_folded"], type(fast.module[1]).__name__, type(clf.module[1]).__name__
+            (1, 'Identity', 'BatchNorm2d')
+            >>> fast.fingerprint != clf.fingerprint
+            True
+        """
+        import copy
+
+        import torch
+
+        from .batchnorm import fold_batchnorm
+
+        module = copy.deepcopy(self.module)
+        folded = fold_batchnorm(module)
+        if folded == 0:
+            return self
+        gen = torch.Generator().manual_seed(0)
+        probe = torch.randint(0, 256, (2, self.input_size, self.input_size, 3), dtype=torch.uint8, generator=gen)
+        with torch.inference_mode():
+            x = self.preprocess(_to_nchw_uint8(probe, self.device))
+            want, got = self.module(x).float(), module(x).float()
+        if not bool(((want - got).abs().max() <= 1e-3 * (1 + want.abs().max())).item()):
+            return self
+        fp = self.fingerprint
+        if fp is not None:
+            fp = hashlib.sha256(f"{fp}|bn-folded-v1".encode()).hexdigest()[:32]
+        return replace(self, module=module, config={**self.config, "batchnorm_folded": folded}, fingerprint=fp)
+
     def to(self, device: Any) -> Classifier:
         """Move the module to ``device`` (in place) and return ``self``."""
         self.device = _resolve_device(device)
@@ -213,7 +257,10 @@ class Classifier:
             state["module"] = None
             state["preprocess"] = None
             state["transform"] = None
-            state["_rebuild"] = {"pretrained": self.config.get("pretrained", True)}
+            state["_rebuild"] = {
+                "pretrained": self.config.get("pretrained", True),
+                "fold": bool(self.config.get("batchnorm_folded")),
+            }
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -221,6 +268,8 @@ class Classifier:
         self.__dict__.update(state)
         if rebuild is not None:
             fresh = get(self.name, device=self.device, pretrained=rebuild["pretrained"])
+            if rebuild.get("fold"):
+                fresh = fresh.fold_batchnorm()
             self.module, self.preprocess, self.transform = fresh.module, fresh.preprocess, fresh.transform
 
 

@@ -158,10 +158,30 @@ def test_bad_arguments(folder: Path) -> None:
 
 def test_lite0_on_dev_subset(dev_data: Path) -> None:
     ev = Evaluator("efficientnet_lite0", dev_data, limit=16, device="cpu")
+    assert ev.classifier.config["batchnorm_folded"] == 49  # the evaluator runs a folded copy by default
     ref = ev.evaluate()
     assert ref.top1 >= 0.75  # 89% on all 500
     r = ev.evaluate_standard(50)
     assert 16 < r.cr < 25 and r.agreement >= 0.6 and r.kl_mean > 0
+    exact = Evaluator("efficientnet_lite0", dev_data, limit=16, device="cpu", fold_batchnorm=False)
+    assert "batchnorm_folded" not in exact.classifier.config
+    assert exact.classifier.fingerprint != ev.classifier.fingerprint  # separate reference caches
+    r_exact = exact.evaluate_standard(50)
+    assert np.array_equal(r_exact.correct, r.correct) and np.array_equal(r_exact.bytes, r.bytes)
+    assert np.allclose(r_exact.ce, r.ce, atol=1e-4)
+
+
+def test_codec_chunks_keep_batch_boundaries(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dnnjpeg.evaluate as evaluate_module
+
+    ev = Evaluator(tiny_classifier(), folder, batch_size=3, workers=2, device="cpu")
+    assert [len(c) for c in ev._chunks(np.arange(10))] == [10]  # 128 rounded up to whole batches
+    chunked = ev.evaluate(30)
+    monkeypatch.setattr(evaluate_module, "CODEC_CHUNK", 1)
+    assert [len(c) for c in ev._chunks(np.arange(10))] == [3, 3, 3, 1]
+    per_batch = ev.evaluate(30)
+    for name in ("ce", "kl", "bytes", "correct"):
+        assert np.array_equal(getattr(chunked, name), getattr(per_batch, name)), name
 
 
 @pytest.mark.slow
