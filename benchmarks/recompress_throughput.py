@@ -56,7 +56,7 @@ import dnnjpeg
 from dnnjpeg.batch import default_workers
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "imagenet-sample-dev"
+DEFAULT_DATA = Path(os.environ.get("DNNJPEG_DEV_DATA", HERE.parent.parent / "shared" / "data" / "imagenet-sample-dev"))
 
 
 def cpu_seconds() -> float:

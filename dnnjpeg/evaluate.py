@@ -296,12 +296,12 @@ class Evaluator:
         limit: keep only the first ``limit`` images of ``data``.
         cache: use the on-disk crop and reference caches (default True).
         progress: show tqdm progress bars.
-        prefetch: compress the next batch while the model runs on this one.  Default: on CUDA only
+        prefetch: compress the next chunk of images while the model runs on this one.  Default: on CUDA only
             (on the CPU the model already uses every core, and overlapping only adds contention).
         fold_batchnorm: run a copy of the model with its batch norms folded into the convolutions
             (:meth:`~dnnjpeg.models.Classifier.fold_batchnorm`; default True): ~1.24x faster for
-            EfficientNet-Lite on the CPU; logits move by ~1e-5 (no top-1 change on the 500 dev
-            images at 11 tables, docs/evaluation.md).  ``False`` runs the model exactly as given.
+            EfficientNet-Lite on the CPU; logits move by ~1e-5 (not one of 15,000 top-1 predictions
+            changed on the dev images, docs/evaluation.md).  ``False`` runs the model exactly as given.
 
     Methods return :class:`Result`; all accept ``indices`` (dataset indices, any order; results
     come back in that order) so a search can work on subsets and folds.  Picklable (the model
@@ -424,7 +424,7 @@ class Evaluator:
         return [idx[i : i + size] for i in range(0, len(idx), size)]
 
     def _prepare(self, batch: np.ndarray, table: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Model-ready uint8 NHWC inputs and JPEG sizes for one batch of indices."""
+        """Model-ready uint8 NHWC inputs and JPEG sizes for one chunk of indices."""
         images = self.images
         if self.protocol == "crop224":
             src = images[batch]

@@ -212,7 +212,9 @@ class Classifier:
         fp = self.fingerprint
         if fp is not None:
             fp = hashlib.sha256(f"{fp}|bn-folded-v1".encode()).hexdigest()[:32]
-        return replace(self, module=module, config={**self.config, "batchnorm_folded": folded}, fingerprint=fp)
+        config = {**self.config, "batchnorm_folded": folded}
+        # its own preprocess object: Classifier.to() moves a Normalize in place
+        return replace(self, module=module, preprocess=copy.copy(self.preprocess), config=config, fingerprint=fp)
 
     def to(self, device: Any) -> Classifier:
         """Move the module to ``device`` (in place) and return ``self``."""
