@@ -54,6 +54,24 @@ def test_tune_writes_a_table_with_provenance_and_reruns_add_the_difference(data,
     assert QTable.from_json(out).meta["provenance"]["budget"] == 5
 
 
+def test_no_fold_batchnorm_runs_the_model_as_given_and_is_recorded(data, tmp_path, capsys) -> None:
+    from dnnjpeg.models import get
+
+    plain = get("efficientnet_lite0", device="cpu")
+    folded_out, exact_out = tmp_path / "folded.json", tmp_path / "exact.json"
+    args = ("--method", "sorted", "--budget", "1", "--objective", "fitness-kl")
+    assert main(base(data, folded_out, *args)) == 0, capsys.readouterr().err
+    assert main(base(data, exact_out, *args, "--no-fold-batchnorm")) == 0, capsys.readouterr().err
+    folded = QTable.from_json(folded_out).meta["provenance"]
+    exact = QTable.from_json(exact_out).meta["provenance"]
+    assert exact["model_fingerprint"] == plain.fingerprint
+    assert folded["model_fingerprint"] == plain.fold_batchnorm().fingerprint != plain.fingerprint
+    assert "--no-fold-batchnorm" in exact["command"].split() and "--no-fold-batchnorm" not in folded["command"]
+    # a journal written with the folded model does not resume with the exact one: the error says why
+    assert main([*base(data, exact_out, *args, "--no-fold-batchnorm"), "--storage", str(tmp_path / "folded.journal")]) != 0
+    assert "model_fingerprint" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_nsga2_writes_the_pareto_front(data, tmp_path) -> None:
     out = tmp_path / "front.json"

@@ -30,6 +30,17 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="torchvision:/timm: models with random weights (tests; no download)",
     )
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
+    add_fold_argument(parser)
+
+
+def add_fold_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-fold-batchnorm``: the model exactly as given (see ``Evaluator(fold_batchnorm=...)``)."""
+    parser.add_argument(
+        "--no-fold-batchnorm",
+        action="store_true",
+        help="run the model exactly as given, without folding its batch norms into the convolutions "
+        "(slower; bit-identical to results and journals made before dnnjpeg folded them)",
+    )
 
 
 def make_evaluator(args: argparse.Namespace):
@@ -45,6 +56,7 @@ def make_evaluator(args: argparse.Namespace):
         workers=args.workers,
         limit=args.limit,
         cache=not args.no_cache,
+        fold_batchnorm=not args.no_fold_batchnorm,
         progress=sys.stderr.isatty() and not getattr(args, "json", False) or getattr(args, "progress", False),
     )
 

@@ -53,6 +53,8 @@ def _command(args: argparse.Namespace) -> str:
              "--seed", str(args.seed), "--space", args.space]
     if args.no_project:
         parts.append("--no-project")
+    if args.no_fold_batchnorm:
+        parts.append("--no-fold-batchnorm")
     if args.protocol != "crop224":
         parts += ["--protocol", args.protocol]
     if args.limit is not None:
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else out.with_suffix(".work")
     model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
     ev = Evaluator(model, args.data, protocol=args.protocol, batch_size=args.batch_size, workers=args.workers,
-                   backend=args.backend, limit=args.limit, cache=not args.no_cache)
+                   backend=args.backend, limit=args.limit, cache=not args.no_cache,
+                   fold_batchnorm=not args.no_fold_batchnorm)
     verbose = args.progress or sys.stderr.isatty()
     with ev:
         family = tune_family(

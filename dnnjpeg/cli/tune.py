@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import DnnjpegError
 from . import register_command
+from .evaluate import add_fold_argument
 
 METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, nsga2, shaped (see docs/search.md)"
 CURVE_DEFAULT = "10,20,30,40,50,60,70,80,90,95"
@@ -58,6 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
     parser.add_argument("--no-pretrained", action="store_true", help="torchvision:/timm: models with random weights")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
+    add_fold_argument(parser)
     parser.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
     parser.set_defaults(handler=run)
 
@@ -96,6 +98,8 @@ def _command(args: argparse.Namespace, storage: str) -> str:
             parts += [flag, str(value)]
     if args.project:
         parts.append("--project")
+    if args.no_fold_batchnorm:
+        parts.append("--no-fold-batchnorm")
     for item in args.option:
         parts += ["--option", item]
     parts += ["--out", args.out]
@@ -125,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     progress = args.progress or sys.stderr.isatty()
     model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
     evaluator = Evaluator(model, args.data, protocol=args.protocol, batch_size=args.batch_size,
-                          workers=args.jpeg_threads, limit=args.limit, cache=not args.no_cache)
+                          workers=args.jpeg_threads, limit=args.limit, cache=not args.no_cache,
+                          fold_batchnorm=not args.no_fold_batchnorm)
     with evaluator:
         result = tune(
             evaluator, args.method, budget=args.budget, objective=args.objective, seed=args.seed, storage=storage,
