@@ -105,7 +105,8 @@ def test_classifier_copy_is_checked_and_renamed() -> None:
     assert tiny.fold_batchnorm() is tiny
     assert fold_batchnorm(_with_statistics(_NormBeforeConv())) == 1  # the pair is folded, wrongly...
     impostor = Classifier.from_module(_with_statistics(_NormBeforeConv()), device="cpu", input_size=16)
-    assert impostor.fold_batchnorm() is impostor  # ...and the check catches it
+    with pytest.warns(RuntimeWarning, match="changed the logits"):
+        assert impostor.fold_batchnorm() is impostor  # ...and the check catches it, saying so
 
 
 def test_lite0_folded_agrees_and_pickles_by_name() -> None:
@@ -120,3 +121,16 @@ def test_lite0_folded_agrees_and_pickles_by_name() -> None:
     assert len(state) < 100_000  # travels by name and is folded again on arrival
     again = pickle.loads(state)
     assert again.config["batchnorm_folded"] == 49 and torch.equal(again(batch), got)
+
+
+def test_fold_check_runs_without_tf32_and_restores_the_settings() -> None:
+    from dnnjpeg.models import _without_tf32
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        with _without_tf32():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 == before[1]
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before[0]

@@ -7,6 +7,10 @@ the structure and the bookkeeping are what is checked.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-test", "--qualities", "40,75",
         "--methods", "sorted,shaped", "--budget", "2", "--space", "separate+subsampling", "--encoders", "none"]
+PARALLEL_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "family_parallel.sh"
 
 
 def n_trials(journal) -> int:
@@ -118,3 +123,31 @@ def test_regenerate_reruns_the_recorded_command_and_gets_the_same_tables(family_
     capsys.readouterr()
     assert main(["regenerate", "--tables", str(tables), "--only", "nope", "--dry-run"]) != 0
     assert "no family named nope" in capsys.readouterr().err
+
+
+def test_parallel_script_splits_the_searches_and_the_family_command_only_reads_them(dev_data, tmp_path):
+    """examples/family_parallel.sh: one process per stage, method and quality group, one workdir."""
+    work = tmp_path / "lite0-test.work"
+    env = {**os.environ, "METHODS": "sorted", "QUALITY_GROUPS": "40 75", "WORKERS": "1",
+           "EXTRA": "--limit 12", "PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(PARALLEL_SCRIPT), "efficientnet_lite0", str(dev_data), str(work), "2", "600"],
+                         check=False, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    journals = {p.relative_to(work).as_posix() for p in work.rglob("*.journal")}
+    assert journals == {"cv/sorted-q40-fold0.journal", "cv/sorted-q40-fold1.journal", "cv/sorted-q75-fold0.journal",
+                        "cv/sorted-q75-fold1.journal", "final/sorted-q40.journal", "final/sorted-q75.journal"}
+    before = {p: n_trials(work / p) for p in journals}
+    out = tmp_path / "lite0-test.json"
+    assert main(["family", "--model", "efficientnet_lite0", "--data", str(dev_data), "--limit", "12",
+                 "--name", "lite0-test", "--qualities", "40,75", "--methods", "sorted", "--k", "2", "--fold-seed", "0",
+                 "--budget", "2", "--signal", "kl", "--seed", "0", "--space", "separate+subsampling",
+                 "--encoders", "none", "--workdir", str(work), "--out", str(out)]) == 0
+    assert {p: n_trials(work / p) for p in journals} == before == dict.fromkeys(journals, 2)
+    fam = Family.from_dict(json.loads(out.read_text()), source=str(out))
+    assert fam.qualities == [40, 75]
+
+
+def test_parallel_script_rejects_wrong_arguments():
+    run = subprocess.run(["bash", str(PARALLEL_SCRIPT), "efficientnet_lite0"], check=False,
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "usage:" in run.stderr

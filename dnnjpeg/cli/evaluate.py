@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from . import register_command
+
+if TYPE_CHECKING:
+    from ..evaluate import Evaluator
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,22 +47,27 @@ def add_fold_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_evaluator(args: argparse.Namespace):
+def make_evaluator(args: argparse.Namespace, **overrides: Any) -> Evaluator:
+    """The :class:`~dnnjpeg.evaluate.Evaluator` a command's model and data options describe.
+
+    ``overrides`` replace the keyword arguments taken from ``args`` (e.g. ``workers`` where a command
+    names its JPEG threads differently, ``backend``, ``progress``).
+    """
     from ..evaluate import Evaluator
     from ..models import get
 
     model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
-    return Evaluator(
-        model,
-        args.data,
-        protocol=args.protocol,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        limit=args.limit,
-        cache=not args.no_cache,
-        fold_batchnorm=not args.no_fold_batchnorm,
-        progress=sys.stderr.isatty() and not getattr(args, "json", False) or getattr(args, "progress", False),
-    )
+    options: dict[str, Any] = {
+        "protocol": args.protocol,
+        "batch_size": args.batch_size,
+        "workers": getattr(args, "workers", None),
+        "limit": args.limit,
+        "cache": not args.no_cache,
+        "fold_batchnorm": not args.no_fold_batchnorm,
+        "progress": sys.stderr.isatty() and not getattr(args, "json", False) or getattr(args, "progress", False),
+    }
+    options.update(overrides)
+    return Evaluator(model, args.data, **options)
 
 
 @register_command("evaluate", help="measure a table's accuracy and compression rate on a dataset")

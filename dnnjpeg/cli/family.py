@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import DnnjpegError
 from . import register_command
-from .evaluate import add_common_arguments
+from .evaluate import add_common_arguments, make_evaluator
 
 DEFAULT_QUALITIES = "30,40,50,60,75,90"
 
@@ -64,9 +64,7 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import Evaluator
     from ..family_tune import tune_family
-    from ..models import get
     from .curve import parse_qualities
 
     qualities = parse_qualities(args.qualities)
@@ -76,10 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise DnnjpegError(f"--out {out}: folder {out.parent} does not exist")
     workdir = Path(args.workdir) if args.workdir else out.with_suffix(".work")
-    model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
-    ev = Evaluator(model, args.data, protocol=args.protocol, batch_size=args.batch_size, workers=args.workers,
-                   backend=args.backend, limit=args.limit, cache=not args.no_cache,
-                   fold_batchnorm=not args.no_fold_batchnorm)
+    ev = make_evaluator(args, backend=args.backend, progress=False)
     verbose = args.progress or sys.stderr.isatty()
     with ev:
         family = tune_family(

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import DnnjpegError
 from . import register_command
-from .evaluate import add_fold_argument
+from .evaluate import add_fold_argument, make_evaluator
 
 METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, nsga2, shaped (see docs/search.md)"
 CURVE_DEFAULT = "10,20,30,40,50,60,70,80,90,95"
@@ -107,8 +107,6 @@ def _command(args: argparse.Namespace, storage: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluate import Evaluator
-    from ..models import get
     from ..search import available_methods, tune
     from ..search.objectives import parse_objective
     from ..search.space import SearchSpace
@@ -127,10 +125,7 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     qualities = parse_qualities(args.curve_qualities)
     progress = args.progress or sys.stderr.isatty()
-    model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
-    evaluator = Evaluator(model, args.data, protocol=args.protocol, batch_size=args.batch_size,
-                          workers=args.jpeg_threads, limit=args.limit, cache=not args.no_cache,
-                          fold_batchnorm=not args.no_fold_batchnorm)
+    evaluator = make_evaluator(args, workers=args.jpeg_threads, progress=False)
     with evaluator:
         result = tune(
             evaluator, args.method, budget=args.budget, objective=args.objective, seed=args.seed, storage=storage,
