@@ -34,6 +34,7 @@ import datetime as _dt
 import math
 import os
 import platform
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,8 @@ def tune_family(
     from .crossval import curve_on
     from .data import class_disjoint_folds
     from .search import tune
-    from .validate import compare, family_bd_rate
+    from .search.runner import device_label
+    from .validate import compare, family_bd_interval, family_bd_rate
 
     qs = _check_args(qualities, methods, k, budget, signal, stage)
     say = log or (lambda _m: None)
@@ -176,6 +178,7 @@ def tune_family(
 
     # -- 2. cross-validation -----------------------------------------------------------------
     cv: dict[str, dict[int, dict[str, Any]]] = {}
+    search_devices: Counter[str] = Counter()  # trials of every search, by what ran the model
     if stage in ("all", "cv"):
         for method in methods:
             cv[method] = {}
@@ -187,6 +190,7 @@ def tune_family(
                     res = search(train, method, q, seed + i, root / "cv" / f"{method}-q{q}-fold{i}.journal",
                                  curve_on(std_all, fold.train))
                     tables.append(res.table)
+                    search_devices.update(_devices(res))
                     held.append(evaluator.evaluate(res.table, indices=fold.test))
                 pooled = merge_results(held)
                 cmp = compare(pooled, std_all)
@@ -222,6 +226,7 @@ def tune_family(
             say(f"final {method} q{q}: search on all {evaluator.n} images")
             final[method][q] = search(evaluator, method, q, seed + k, root / "final" / f"{method}-q{q}.journal",
                                       full_curve)
+            search_devices.update(_devices(final[method][q]))
     if stage == "final":
         return None
     assert chosen is not None
@@ -232,6 +237,10 @@ def tune_family(
     std_curve = {q: std_all[q] for q in curve_qs}
     bd_held, bda_held = family_bd_rate(std_curve, held_res)
     bd_tune, bda_tune = family_bd_rate(std_curve, members_res)
+    from .bd_bootstrap import BD_RESAMPLES
+
+    say(f"bootstrap intervals of the BD-rates ({BD_RESAMPLES} resamples of the images)")
+    held_interval = family_bd_interval(std_curve, held_res)
     encoders: dict[str, Any] = {}
     for enc in compare_encoders:
         try:
@@ -244,7 +253,8 @@ def tune_family(
         bd_std_enc, _ = family_bd_rate(std_curve, enc_curve)
         bd_vs_enc, bda_vs_enc = family_bd_rate(enc_curve, held_res)
         encoders[enc] = {"bd_rate_vs_standard": bd_std_enc, "family_heldout_bd_rate_vs_encoder": bd_vs_enc,
-                         "family_heldout_bd_accuracy_vs_encoder": bda_vs_enc}
+                         "family_heldout_bd_accuracy_vs_encoder": bda_vs_enc,
+                         "family_heldout_bd_interval_vs_encoder": family_bd_interval(enc_curve, held_res)}
     from . import __version__
 
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -256,7 +266,9 @@ def tune_family(
         "methods_compared": list(methods), "method": chosen, "budget": budget, "seed": seed, "signal": signal,
         "objective": f"size-matched-{signal}:Q", "projection": project, "space": space, "k": k,
         "fold_seed": fold_seed, "created": created, "measured_by_dnnjpeg": True,
-        "machine": f"{platform.machine()} {platform.system()}, evaluated on {evaluator.device}",
+        "machine": f"{platform.machine()} {platform.system()}, assembled and held-out members evaluated on "
+                   f"{device_label(evaluator)}",
+        "search_devices": dict(sorted(search_devices.items())),
     }
     members = []
     for q in qs:
@@ -284,6 +296,7 @@ def tune_family(
         "provenance": family_prov,
         "metrics": {
             "crossval_bd_rate_vs_standard": bd_held, "crossval_bd_accuracy_vs_standard": bda_held,
+            "crossval_bd_interval_vs_standard": held_interval,
             "tuning_bd_rate_vs_standard": bd_tune, "tuning_bd_accuracy_vs_standard": bda_tune,
             "encoders": encoders,
             "method_choice": {m: {str(q): {"heldout_top1": cv[m][q]["result"].top1,
@@ -294,6 +307,11 @@ def tune_family(
         "members": members,
     }
     return family
+
+
+def _devices(res: Any) -> Counter[str]:
+    """A search's finished trials by what ran the model (``"unrecorded"`` for older journals)."""
+    return Counter(row.get("device") or "unrecorded" for row in res.trials)
 
 
 def _cv_metrics(c: Mapping[str, Any], std_q: Any, k: int) -> dict[str, Any]:

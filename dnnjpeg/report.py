@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .bd_bootstrap import format_interval
 from .qtable import QTable
 
 __all__ = ["PLOTS", "format_p", "format_pct", "format_pp", "write_report"]
@@ -308,7 +309,8 @@ def _summary_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
                                                        d.get("paired_ci_high"))),
         ("exact McNemar p (b / c discordant)", f"{format_p(d.get('p_value'))} ({d.get('mcnemar_b')} / {d.get('mcnemar_c')})"),
         ("paired t-test p (seed's test)", format_p(d.get("p_value_ttest"))),
-        ("BD-rate of the family vs standard", _bd(d.get("bd_rate")) if d.get("bd_rate") is not None
+        ("BD-rate of the family vs standard",
+         _bd(d.get("bd_rate")) + format_interval(d.get("bd_interval")) if d.get("bd_rate") is not None
          else "n/a (needs at least 2 family members at the swept qualities)"),
         ("bytes vs standard at equal top-1", _bd(d.get("rate_delta_at_top1"))),
         ("uncompressed top-1", format_pct(d.get("reference_top1"))),

@@ -66,6 +66,7 @@ __all__ = [
     "compare",
     "curve_points",
     "evaluate_encoder_curve",
+    "family_bd_interval",
     "family_bd_rate",
     "resolve_family",
     "validate",
@@ -246,6 +247,22 @@ def family_bd_rate(standard: Mapping[int, Any], members: Mapping[int, Any]) -> t
     return _num(bd_rate(anchor, test)), _num(bd_accuracy(anchor, test))
 
 
+def family_bd_interval(standard: Mapping[int, Any], members: Mapping[int, Any], *,
+                       resamples: int | None = None, confidence: float = DEFAULT_CONFIDENCE,
+                       seed: int = DEFAULT_SEED) -> dict[str, Any] | None:
+    """:func:`~dnnjpeg.bd_bootstrap.bootstrap_bd` of a family's member Results against a curve
+    (quality -> Result on the same images), as a JSON-ready dict; ``None`` with fewer than 2 points
+    on a side.  ``resamples`` defaults to :data:`~dnnjpeg.bd_bootstrap.BD_RESAMPLES`."""
+    from .bd_bootstrap import BD_RESAMPLES, bootstrap_bd
+
+    if len(members) < 2 or len(standard) < 2:
+        return None
+    anchor = [standard[q] for q in sorted(standard)]
+    test = [members[q] for q in sorted(members)]
+    n = BD_RESAMPLES if resamples is None else resamples
+    return bootstrap_bd(anchor, test, resamples=n, confidence=confidence, seed=seed).to_dict()
+
+
 def resolve_family(table: str | os.PathLike[str] | QTable, quality: int | None = None) -> tuple[QTable, Family | None]:
     """The table to validate and, when ``table`` names a family (or a family JSON file), the family.
 
@@ -312,6 +329,7 @@ class Validation:
     member_comparisons: dict[int, Comparison] = field(default_factory=dict)
     bd_rate: float | None = None
     bd_accuracy: float | None = None
+    bd_interval: dict[str, Any] | None = None
     rate_delta_at_top1: float | None = None
     reference: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -327,6 +345,7 @@ class Validation:
         d.update(self.comparison.to_dict(prefix="standard"))
         d["bd_rate"] = self.bd_rate
         d["bd_accuracy"] = self.bd_accuracy
+        d["bd_interval"] = self.bd_interval
         d["rate_delta_at_top1"] = self.rate_delta_at_top1
         d["reference_top1"] = self.reference.get("top1")
         d["ci_level"] = self.settings.get("confidence")
@@ -431,6 +450,9 @@ def validate(
                 members[q] = run(family.members[q])
                 member_cmp[q] = compare(members[q], std, **opts)
     bd, bda = family_bd_rate(std, members)
+    from .bd_bootstrap import BD_RESAMPLES
+
+    bd_iv = family_bd_interval(std, members, resamples=min(resamples, BD_RESAMPLES), confidence=confidence, seed=seed)
 
     enc_curves: dict[str, dict[int, Any]] = {}
     enc_cmp: dict[str, Comparison] = {}
@@ -460,6 +482,7 @@ def validate(
         member_comparisons=member_cmp,
         bd_rate=bd,
         bd_accuracy=bda,
+        bd_interval=bd_iv,
         rate_delta_at_top1=_rate_delta_at_top1(std, result),
         reference=reference,
         settings={"resamples": int(resamples), "confidence": float(confidence), "seed": int(seed), "qualities": qs},

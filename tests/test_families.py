@@ -109,6 +109,11 @@ def test_families_tuned_by_dnnjpeg_record_how_and_what_was_measured():
         assert not missing, f"{path}: provenance lacks {missing}"
         assert prov["command"].startswith("dnnjpeg family "), path
         assert "crossval_bd_rate_vs_standard" in data["metrics"], path
+        assert f"--out tables/{path.name}" in prov["command"], f"{path}: regenerate would not write back here"
+        assert sum(prov["search_devices"].values()) > 0, path
+        iv = data["metrics"]["crossval_bd_interval_vs_standard"]
+        assert iv["bd_rate"] == pytest.approx(data["metrics"]["crossval_bd_rate_vs_standard"]), path
+        assert iv["ci_low"] <= iv["ci_high"] and iv["resamples"] >= 1000, path
         for m in data["members"]:
             cv = m["metrics"]["crossval"]
             for key in ("heldout_top1", "heldout_cr", "standard_top1", "gain_top1_vs_size_matched_standard",

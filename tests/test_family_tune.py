@@ -79,6 +79,28 @@ def test_family_file_loads_and_members_are_size_matched(family_run, dev_data):
     assert "crossval_bd_rate_vs_standard" in data["metrics"]
 
 
+def test_family_records_its_bd_interval_and_what_ran_the_searches(family_run):
+    from dnnjpeg.cli.family import format_summary
+
+    out, _, _ = family_run
+    data = json.loads(out.read_text())
+    metrics = data["metrics"]
+    iv = metrics["crossval_bd_interval_vs_standard"]
+    assert iv["resamples"] == 2000 and iv["seed"] == 0 and iv["metric"] == "top1"
+    assert iv["bd_rate"] == pytest.approx(metrics["crossval_bd_rate_vs_standard"])
+    assert iv["bd_accuracy"] == pytest.approx(metrics["crossval_bd_accuracy_vs_standard"])
+    if iv["ci_low"] is not None:
+        assert iv["ci_low"] <= iv["ci_high"] and 0.0 <= iv["prob_smaller"] <= 1.0
+        assert "% CI" in format_summary(data)
+    del metrics["crossval_bd_interval_vs_standard"]  # a file written before the interval existed
+    assert "% CI" not in format_summary(data).splitlines()[-1]
+    # 2 methods x 2 qualities x 2 folds, then the chosen method's 2 final searches; 2 trials each
+    devices = data["provenance"]["search_devices"]
+    assert sum(devices.values()) == (8 + 2) * 2 and len(devices) == 1
+    (device,) = devices
+    assert device != "unrecorded" and data["provenance"]["machine"].endswith(device)
+
+
 def test_final_stage_reads_the_journals_without_new_evaluations(family_run):
     _, before, after = family_run
     assert before == after

@@ -69,7 +69,8 @@ def test_no_fold_batchnorm_runs_the_model_as_given_and_is_recorded(data, tmp_pat
     assert "--no-fold-batchnorm" in exact["command"].split() and "--no-fold-batchnorm" not in folded["command"]
     # a journal written with the folded model does not resume with the exact one: the error says why
     assert main([*base(data, exact_out, *args, "--no-fold-batchnorm"), "--storage", str(tmp_path / "folded.journal")]) != 0
-    assert "model_fingerprint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "model_fingerprint" in err and "add --no-fold-batchnorm, or drop it" in err
 
 
 @pytest.mark.slow

@@ -82,6 +82,7 @@ def check_resumed(storage: str, study: str, budget: int, expected: list | None =
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     keys = [(trial_stream(t), t.user_attrs["dnnjpeg.ask"]["seq"]) for t in complete]
     assert len(set(keys)) == budget, "no proposal was evaluated twice"
+    assert {t.user_attrs["dnnjpeg.ask"]["device"] for t in complete} == {"cpu"}, "each trial records its device"
     assert len(failed) <= 1, "only the evaluation in flight is repeated"
     for t in failed:
         assert t.user_attrs[FAILED_KEY].startswith("interrupted")

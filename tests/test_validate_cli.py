@@ -21,7 +21,7 @@ DOCUMENTED_KEYS = {
     "top1", "cr", "bytes_mean", "bpp", "n", "standard_top1_at_cr", "delta_top1", "ci_low", "ci_high",
     "ci_dropped", "p_value", "p_value_ttest", "t_statistic", "nearest_quality", "nearest_top1", "nearest_cr",
     "nearest_bytes_mean", "paired_delta_top1", "paired_ci_low", "paired_ci_high", "mcnemar_b", "mcnemar_c",
-    "bd_rate", "bd_accuracy", "rate_delta_at_top1", "reference_top1", "ci_level", "resamples", "seed",
+    "bd_rate", "bd_accuracy", "bd_interval", "rate_delta_at_top1", "reference_top1", "ci_level", "resamples", "seed",
     "qualities", "standard", "members", "encoders", "table", "seconds", "command",
 }
 
@@ -43,6 +43,9 @@ def test_standard_q50_gives_zero_difference_and_p_one(capsys, dev_data):
     assert (d["ci_low"], d["ci_high"]) == (0.0, 0.0)
     # the standard family's members at the swept qualities are the curve itself: BD-rate 0
     assert d["bd_rate"] == 0.0 and [m["quality"] for m in d["members"]] == [30, 50, 70]
+    iv = d["bd_interval"]
+    assert (iv["bd_rate"], iv["ci_low"], iv["ci_high"], iv["prob_smaller"]) == (0.0, 0.0, 0.0, 0.0)
+    assert iv["resamples"] == 300  # validate's --resamples, up to the BD bootstrap's 2000
     assert [p["quality"] for p in d["standard"]] == [30, 50, 70]
     assert d["standard"][0]["cr"] > d["standard"][1]["cr"] > d["standard"][2]["cr"]
 

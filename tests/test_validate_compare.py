@@ -101,3 +101,11 @@ def test_bd_rate_of_a_curve_against_itself_is_zero(standard):
 
     assert family_bd_rate(standard, standard) == (0.0, 0.0)
     assert family_bd_rate(standard, {50: standard[50]}) == (None, None)  # one member: no curve
+
+
+def test_bd_interval_of_a_curve_against_itself_is_zero_and_needs_two_members(standard):
+    from dnnjpeg.validate import family_bd_interval
+
+    iv = family_bd_interval(standard, standard, resamples=100)
+    assert (iv["bd_rate"], iv["ci_low"], iv["ci_high"], iv["dropped"]) == (0.0, 0.0, 0.0, 0)
+    assert family_bd_interval(standard, {50: standard[50]}) is None

@@ -110,9 +110,13 @@ def format_summary(family: dict) -> str:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:+.1f}%"
 
-    lines.append(f"BD-rate vs standard JPEG: cross-validated {pct(fm['crossval_bd_rate_vs_standard'])}, "
+    from ..bd_bootstrap import format_interval as interval
+
+    lines.append(f"BD-rate vs standard JPEG: cross-validated {pct(fm['crossval_bd_rate_vs_standard'])}"
+                 f"{interval(fm.get('crossval_bd_interval_vs_standard'))}, "
                  f"on the tuning images {pct(fm['tuning_bd_rate_vs_standard'])}")
     for enc, e in fm["encoders"].items():
         lines.append(f"{enc}: BD-rate vs standard {pct(e['bd_rate_vs_standard'])}; family (held out) vs {enc} "
-                     f"{pct(e['family_heldout_bd_rate_vs_encoder'])}")
+                     f"{pct(e['family_heldout_bd_rate_vs_encoder'])}"
+                     f"{interval(e.get('family_heldout_bd_interval_vs_encoder'))}")
     return "\n".join(lines)

@@ -73,6 +73,8 @@ class PSNREvaluator:
     """
 
     model_name = "psnr"
+    #: what computes the scores (numpy on the CPU); recorded with every trial like a model's device
+    device = "cpu"
 
     def __init__(self, images: Any, name: str = "images", threshold_db: float = 30.0) -> None:
         imgs = [np.ascontiguousarray(np.asarray(im, dtype=np.uint8)) for im in images]

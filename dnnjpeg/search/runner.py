@@ -57,7 +57,9 @@ from .study import (
     trial_value,
 )
 
-__all__ = ["CURVE_QUALITIES", "Fidelity", "TuneResult", "evaluator_identity", "size_match", "stream_seed", "tune"]
+__all__ = [
+    "CURVE_QUALITIES", "Fidelity", "TuneResult", "device_label", "evaluator_identity", "size_match", "stream_seed", "tune",
+]
 
 #: Consecutive proposals of already evaluated tables answered from the study before one is evaluated anyway.
 MAX_REPEATS = 25
@@ -230,6 +232,26 @@ def size_match(evaluator: Any, table: QTable, quality: int, iterations: int = 16
     return best
 
 
+def device_label(evaluator: Any) -> str:
+    """What ran an evaluator's model: ``"cpu"``, or ``"cuda (NVIDIA H100 ...)"`` with the card's name.
+
+    Example:
+        >>> class Ev:
+        ...     device = "cpu"
+        >>> device_label(Ev())
+        'cpu'
+    """
+    device = str(getattr(evaluator, "device", "unknown"))
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+        except Exception:  # noqa: BLE001 - a name is a nicety, the device string is the record
+            return device
+    return device
+
+
 # -- the worker -----------------------------------------------------------------------------------
 @dataclass
 class _Job:
@@ -313,6 +335,7 @@ def _loop(job: _Job, evaluator: Any, study: Any, method: Any, stream: int, on_tr
 
     known = replay_stream(study, method, stream)
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    device = device_label(evaluator)
     done: dict[QTable, Any] = {}  # evaluated tables -> their first finished trial
     seen: set[int] = set()
     while True:
@@ -344,7 +367,7 @@ def _loop(job: _Job, evaluator: Any, study: Any, method: Any, stream: int, on_tr
         trial.set_user_attr(
             ASK_KEY,
             {"table": table_record(table), "stream": stream, "seq": method.n_asked - 1,
-             "observed": [t.number for t in new], "repeats": repeats, "worker": worker},
+             "observed": [t.number for t in new], "repeats": repeats, "worker": worker, "device": device},
         )
         live = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
         if sum(t.number < trial.number for t in live) >= job.budget:
@@ -514,7 +537,7 @@ def _trial_rows(study: Any) -> list[dict[str, Any]]:
             "number": t.number, "state": t.state.name, "stream": ask["stream"], "seq": ask["seq"],
             "value": t.user_attrs.get(VALUE_KEY), "pair": t.user_attrs.get(PAIR_KEY),
             "metrics": t.user_attrs.get(METRICS_KEY, {}), "seconds": t.user_attrs.get(SECONDS_KEY),
-            "table": ask["table"],
+            "table": ask["table"], "device": ask.get("device"),
         })
     return rows
 

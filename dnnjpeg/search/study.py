@@ -3,11 +3,12 @@
 Every evaluation is one Optuna trial.  A trial's user attributes hold (keys prefixed ``dnnjpeg.``):
 
 ``ask``
-    ``{"table": {"luma", "chroma", "subsampling"}, "stream", "seq", "observed", "repeats"}``: the
-    proposed table, the worker stream that proposed it, the proposal's index in that stream, the
-    numbers of other streams' trials the stream's method was told just before proposing it, and
-    the trials whose tables the method proposed again just before (answered from the study
-    instead of being evaluated twice).
+    ``{"table": {"luma", "chroma", "subsampling"}, "stream", "seq", "observed", "repeats", "worker",
+    "device"}``: the proposed table, the worker stream that proposed it, the proposal's index in
+    that stream, the numbers of other streams' trials the stream's method was told just before
+    proposing it, the trials whose tables the method proposed again just before (answered from
+    the study instead of being evaluated twice), the worker (``host:pid``) and what ran its model
+    (:func:`~dnnjpeg.search.runner.device_label`; absent in journals written before it was recorded).
 ``metrics``, ``value``, ``pair``, ``seconds``
     the evaluation's ``Result.summary()``, the scalar objective, ``(signal, bytes)`` and the time.
 ``failed``
@@ -132,9 +133,13 @@ def open_study(
     else:
         diffs = config.differences(stored)
         if diffs:
+            hint = ""
+            if any(d.startswith("model_fingerprint") for d in diffs):
+                hint = ("; if it was made with the model's batch norms left unfolded (--no-fold-batchnorm, or by "
+                        "dnnjpeg before it folded them), add --no-fold-batchnorm, or drop it if this run has it")
             raise SearchError(
                 f"study {study_name!r} in {spec.display} was made for a different run ({'; '.join(diffs)}); "
-                "use another --study name or storage"
+                f"use another --study name or storage{hint}"
             )
     return study
 
