@@ -122,6 +122,30 @@ def test_families_tuned_by_dnnjpeg_record_how_and_what_was_measured():
             assert m["metrics"]["tuning"]["bytes_mean"] <= m["metrics"]["tuning"]["standard_bytes_mean"], path
 
 
+def tuned_families() -> list:
+    paths = sorted(shipped_tables_dir().glob("*.json"))
+    return [p for p in paths if json.loads(p.read_text())["provenance"].get("measured_by_dnnjpeg")]
+
+
+@pytest.mark.parametrize("path", tuned_families(), ids=lambda p: p.stem)
+def test_recorded_command_builds_the_model_the_searches_used(path):
+    """``dnnjpeg regenerate`` resumes the journals only if the recorded command builds the same model
+    (weights, preprocessing, batch norms folded or not) as the run that wrote them."""
+    import shlex
+
+    from dnnjpeg.cli import build_parser
+    from dnnjpeg.models import get
+
+    prov = json.loads(path.read_text())["provenance"]
+    args = build_parser().parse_args(shlex.split(prov["command"])[1:])
+    model = get(args.model, device="cpu")
+    if not args.no_fold_batchnorm:
+        model = model.fold_batchnorm()
+    assert model.fingerprint == prov["model_fingerprint"], (
+        f"{path.name}: the recorded command builds model {model.fingerprint}, the searches used "
+        f"{prov['model_fingerprint']}")
+
+
 def test_every_shipped_member_round_trips_through_pillow(photo):
     import io
 

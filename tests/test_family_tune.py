@@ -173,3 +173,59 @@ def test_parallel_script_rejects_wrong_arguments():
     run = subprocess.run(["bash", str(PARALLEL_SCRIPT), "efficientnet_lite0"], check=False,
                          capture_output=True, text=True)
     assert run.returncode == 2 and "usage:" in run.stderr
+
+
+def test_compare_families_remeasures_the_heldout_curve_and_compares_paired(family_run, dev_data, tmp_path, capsys):
+    """A family against itself: recorded held-out top-1 reproduced, zero differences; against a copy
+    whose fold tables are standard JPEG's, the differences are those of independent evaluations."""
+    from dnnjpeg.data import class_disjoint_folds
+    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.family_compare import compare_families
+
+    out, _, _ = family_run
+    data = json.loads(out.read_text())
+    std_copy = json.loads(out.read_text())
+    for m in std_copy["members"]:
+        m["metrics"]["crossval"]["fold_tables"] = [QTable.standard(m["quality"]).to_dict()] * 2
+        m["metrics"]["crossval"]["heldout_top1"] = -1.0  # a record the re-measurement cannot match
+    std_path = tmp_path / "std.json"
+    std_path.write_text(json.dumps(std_copy))
+    ev = Evaluator("efficientnet_lite0", dev_data, limit=12)
+    try:
+        same = compare_families(out, out, ev, resamples=50)
+        cmp = compare_families(out, std_path, ev, resamples=50)
+        folds = class_disjoint_folds(ev.dataset.labels, k=2, seed=0)
+        expected = {}
+        for m in data["members"]:
+            q = m["quality"]
+            tuned = sum(ev.evaluate(QTable.from_dict(t), indices=f.test).correct.sum()
+                        for t, f in zip(m["metrics"]["crossval"]["fold_tables"], folds))
+            assert tuned / 12 == pytest.approx(m["metrics"]["crossval"]["heldout_top1"])
+            expected[q] = ev.evaluate(QTable.standard(q)).top1 - tuned / 12
+    finally:
+        ev.close()
+    assert all(same.reproduced.values()) and same.bd["bd_rate"] in (0.0, None)
+    assert [m["delta_top1"] for m in same.members] == [0.0, 0.0] and [m["p_value"] for m in same.members] == [1.0, 1.0]
+    assert {m["quality"]: m["delta_top1"] for m in cmp.members} == pytest.approx(expected)
+    assert cmp.reproduced[str(std_path)] is False
+    assert main(["compare-families", str(out), str(std_path), "--model", "efficientnet_lite0", "--data", str(dev_data),
+                 "--limit", "12", "--resamples", "20", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["members"] == pytest.approx(cmp.to_dict()["members"])
+
+
+def test_compare_families_refuses_other_data_and_untuned_files(family_run, dev_data, tmp_path):
+    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.family_compare import FamilyCompareError, compare_families
+
+    out, _, _ = family_run
+    ev = Evaluator("efficientnet_lite0", dev_data, limit=10)
+    try:
+        with pytest.raises(FamilyCompareError, match=r"lite0-test.json: tuned on data .* 12 images.* 10 images"):
+            compare_families(out, out, ev)
+        with pytest.raises(FamilyCompareError, match="resnet50.json: not tuned by 'dnnjpeg family'"):
+            compare_families("resnet50", out, ev)
+        (tmp_path / "x.json").write_text("{}")
+        with pytest.raises(FamilyCompareError, match="x.json: not a dnnjpeg family file"):
+            compare_families(tmp_path / "x.json", out, ev)
+    finally:
+        ev.close()

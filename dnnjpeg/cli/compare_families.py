@@ -1,0 +1,59 @@
+"""``dnnjpeg compare-families A B --model M --data DIR [--json]``: two tuned families on their held-out classes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import register_command
+from .evaluate import add_common_arguments, make_evaluator
+
+
+@register_command("compare-families",
+                  help="compare two tuned families on the classes their cross-validation held out (paired)")
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", help="reference family: shipped name or family JSON file")
+    parser.add_argument("b", help="candidate family: shipped name or family JSON file")
+    add_common_arguments(parser)
+    parser.add_argument("--resamples", type=int, default=None,
+                        help="bootstrap resamples of the BD-rate (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bd_bootstrap import format_interval
+    from ..family_compare import compare_families
+    from ..report import format_p, format_pct
+
+    if args.resamples is not None and args.resamples < 1:
+        print(f"dnnjpeg compare-families: --resamples must be >= 1, got {args.resamples}", file=sys.stderr)
+        return 2
+    ev = make_evaluator(args)
+    try:
+        cmp = compare_families(args.a, args.b, ev, resamples=args.resamples, seed=args.seed)
+    finally:
+        ev.close()
+    d = cmp.to_dict()
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"b = {cmp.b}\nagainst a = {cmp.a}\non the classes each member's search held out ({cmp.n} images, "
+          f"model {ev.model_name})")
+    print(f"{'q':>4} {'a top1':>8} {'b top1':>8} {'b - a':>8} {'p':>7} {'bytes b/a':>10}")
+    for m in cmp.members:
+        print(f"{m['quality']:>4} {format_pct(m['a_top1']):>8} {format_pct(m['b_top1']):>8} "
+              f"{100 * m['delta_top1']:>+8.2f} {format_p(m['p_value']):>7} {m['bytes_ratio']:>10.4f}")
+    if cmp.bd is None:
+        print("BD-rate of b against a: n/a (fewer than 2 members)")
+    else:
+        bd = cmp.bd["bd_rate"]
+        shown = "n/a (no shared accuracy range)" if bd is None else f"{bd:+.1f}%"
+        print(f"BD-rate of b against a: {shown}{format_interval(cmp.bd)}")
+    for name, ok in cmp.reproduced.items():
+        if not ok:
+            print(f"note: {name}: re-measured held-out top-1 differs from the file's (another model build or "
+                  "machine?); the comparison uses the re-measured figures", file=sys.stderr)
+    return 0

@@ -1,0 +1,162 @@
+"""Compare two tuned families on the classes their cross-validation held out.
+
+A family file (``dnnjpeg family``) keeps, for each member, the table each fold's search found
+(``metrics.crossval.fold_tables``) and the fold assignment (``provenance.k``, ``fold_seed``).
+:func:`heldout_results` evaluates those tables again, each on the images of the classes its search
+never saw, and pools the folds: the held-out curve behind the family's cross-validated BD-rate.
+:func:`compare_families` does this for two families on the same images and compares them paired,
+image by image: the BD-rate of the second against the first with a bootstrap interval
+(:func:`~dnnjpeg.bd_bootstrap.bootstrap_bd`), and per shared quality the difference in held-out
+top-1 (exact McNemar) and in mean bytes.  That is the question "is the budget-100 family better
+than the budget-30 one?", answered with the same statistics as "is it better than standard JPEG?".
+
+Every re-measured held-out top-1 is checked against the figure the file records (``reproduced``);
+with the model build and machine that made the file they agree exactly, and with another build
+(e.g. batch norms folded or not, a GPU) they usually still agree or differ by an image or two.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DnnjpegError
+from .qtable import QTable
+
+__all__ = ["FamilyCompareError", "FamilyComparison", "compare_families", "heldout_results", "read_family"]
+
+
+class FamilyCompareError(DnnjpegError):
+    """A family file that cannot be compared (no cross-validation record, other data)."""
+
+
+def read_family(family: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """A tuned family as a dict, from a dict, a JSON path or a shipped family's name."""
+    if isinstance(family, Mapping):
+        return dict(family)
+    path = Path(os.fspath(family))
+    if path.suffix != ".json" and not path.is_file():
+        from .families import shipped_tables_dir
+
+        path = shipped_tables_dir() / f"{path.name}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FamilyCompareError(f"{family}: no such family file or shipped family") from None
+    except (OSError, ValueError) as exc:
+        raise FamilyCompareError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != "dnnjpeg-family":
+        raise FamilyCompareError(f"{path}: not a dnnjpeg family file")
+    data.setdefault("_source", str(path))
+    return data
+
+
+def _label(data: Mapping[str, Any]) -> str:
+    return str(data.get("_source") or data.get("name") or "family")
+
+
+def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluator: Any) -> tuple[dict[int, Any], dict[int, bool]]:
+    """``(quality -> pooled held-out Result, quality -> reproduced)`` of a tuned family.
+
+    Args:
+        family: a family dict, JSON path or shipped name, written by ``dnnjpeg family``.
+        evaluator: an :class:`~dnnjpeg.evaluate.Evaluator` on the data the family was tuned on (its
+            ``data_hash`` must match: the folds are classes of *that* data).
+
+    Raises:
+        FamilyCompareError: no cross-validation record, or other data than the family's.
+    """
+    from .data import class_disjoint_folds
+    from .family_tune import merge_results
+
+    data = read_family(family)
+    prov = data.get("provenance", {})
+    where = _label(data)
+    if not prov.get("measured_by_dnnjpeg") or "k" not in prov or "fold_seed" not in prov:
+        raise FamilyCompareError(f"{where}: not tuned by 'dnnjpeg family' (no cross-validation record)")
+    fingerprint = evaluator.dataset.fingerprint(evaluator.protocol)
+    if prov.get("data_hash") != fingerprint:
+        raise FamilyCompareError(
+            f"{where}: tuned on data {prov.get('data')!r} (hash {prov.get('data_hash')}, {prov.get('n_images')} images, "
+            f"{prov.get('protocol')}); this evaluator has {evaluator.data_name!r} (hash {fingerprint}, {evaluator.n} "
+            f"images, {evaluator.protocol}): held-out classes are only defined on the family's own data")
+    k, fold_seed = int(prov["k"]), int(prov["fold_seed"])
+    folds = class_disjoint_folds(evaluator.dataset.labels, k=k, seed=fold_seed)
+    results: dict[int, Any] = {}
+    reproduced: dict[int, bool] = {}
+    for member in data["members"]:
+        q = int(member["quality"])
+        cv = member.get("metrics", {}).get("crossval", {})
+        tables = [QTable.from_dict(t) for t in cv.get("fold_tables", [])]
+        if len(tables) != k:
+            raise FamilyCompareError(f"{where} q{q}: {len(tables)} fold tables recorded, k is {k}")
+        held = [evaluator.evaluate(t, indices=fold.test) for t, fold in zip(tables, folds)]
+        results[q] = merge_results(held)
+        recorded = cv.get("heldout_top1")
+        reproduced[q] = recorded is not None and math.isclose(results[q].top1, recorded, abs_tol=1e-12)
+    return results, reproduced
+
+
+@dataclass
+class FamilyComparison:
+    """Family ``b`` against family ``a`` on the same held-out images (see :func:`compare_families`).
+
+    Attributes:
+        a, b: the families' names (or files).
+        bd: :meth:`~dnnjpeg.bd_bootstrap.BDInterval.to_dict` of ``b``'s held-out curve against ``a``'s
+            (negative BD-rate = ``b`` needs fewer bytes at equal top-1); ``None`` under 2 members each.
+        members: per shared quality: both held-out top-1 and mean bytes, ``delta_top1`` (b - a),
+            ``bytes_ratio`` (b / a), exact McNemar ``p_value`` of the paired top-1 difference.
+        reproduced: per family, whether every re-measured held-out top-1 equals the recorded one.
+        n: images.
+    """
+
+    a: str
+    b: str
+    bd: dict[str, Any] | None
+    members: list[dict[str, Any]] = field(default_factory=list)
+    reproduced: dict[str, bool] = field(default_factory=dict)
+    n: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "n": self.n, "bd": self.bd, "members": self.members,
+                "reproduced": self.reproduced}
+
+
+def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.PathLike[str] | Mapping[str, Any],
+                     evaluator: Any, *, resamples: int | None = None, seed: int = 0) -> FamilyComparison:
+    """Held-out curves of two tuned families on ``evaluator``'s images, compared paired.
+
+    Args:
+        a: the reference family (e.g. the shipped one). b: the candidate.
+        evaluator: an Evaluator on the data both families were tuned on.
+        resamples, seed: of the BD-rate bootstrap (default :data:`~dnnjpeg.bd_bootstrap.BD_RESAMPLES`).
+    """
+    from .bd_bootstrap import BD_RESAMPLES, bootstrap_bd
+    from .stats import mcnemar_exact
+
+    da, db = read_family(a), read_family(b)
+    ra, rep_a = heldout_results(da, evaluator)
+    rb, rep_b = heldout_results(db, evaluator)
+    bd = None
+    if len(ra) >= 2 and len(rb) >= 2:
+        bd = bootstrap_bd([ra[q] for q in sorted(ra)], [rb[q] for q in sorted(rb)],
+                          resamples=BD_RESAMPLES if resamples is None else resamples, seed=seed).to_dict()
+    members = []
+    for q in sorted(set(ra) & set(rb)):
+        x, y = ra[q], rb[q]
+        members.append({
+            "quality": q, "a_top1": x.top1, "b_top1": y.top1, "delta_top1": y.top1 - x.top1,
+            "a_bytes_mean": x.bytes_mean, "b_bytes_mean": y.bytes_mean, "bytes_ratio": y.bytes_mean / x.bytes_mean,
+            "p_value": mcnemar_exact(y.correct, x.correct).p_value,
+        })
+    na, nb = _label(da), _label(db)
+    if na == nb:
+        na, nb = f"{na} (a)", f"{nb} (b)"
+    return FamilyComparison(a=na, b=nb, bd=bd, members=members,
+                            reproduced={na: all(rep_a.values()), nb: all(rep_b.values())}, n=evaluator.n)
