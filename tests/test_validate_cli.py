@@ -50,6 +50,14 @@ def test_standard_q50_gives_zero_difference_and_p_one(capsys, dev_data):
     assert d["standard"][0]["cr"] > d["standard"][1]["cr"] > d["standard"][2]["cr"]
 
 
+def test_text_summary_gives_the_family_bd_rate_with_its_interval(capsys, dev_data):
+    code = main(["validate", "--model", "efficientnet_lite0", "--data", str(dev_data), "--limit", LIMIT,
+                 "--table", "standard", "--quality", "50", "--qualities", "30,50,70", "--resamples", "100"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "BD-rate of the family vs standard: +0.00% (95% CI +0.0% to +0.0%, smaller in 0% of 100 resamples)" in out
+
+
 def test_python_api_agrees_with_the_standard_curve(dev_data, tmp_path):
     from dnnjpeg.curve import StandardCurve
     from dnnjpeg.evaluate import Evaluator

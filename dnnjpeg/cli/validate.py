@@ -8,7 +8,6 @@ import shlex
 import sys
 from typing import Any
 
-from ..bd_bootstrap import format_interval
 from . import register_command
 from .curve import parse_qualities
 from .evaluate import add_common_arguments, make_evaluator
@@ -108,6 +107,8 @@ def print_summary(d: dict[str, Any]) -> None:
           f"(b={d['mcnemar_b']}, c={d['mcnemar_c']}), t-test p={format_p(d['p_value_ttest'])}")
     bd = "n/a (fewer than 2 family members at the swept qualities)" if d["bd_rate"] is None else f"{d['bd_rate']:+.2f}%"
     rd = "n/a" if d["rate_delta_at_top1"] is None else f"{d['rate_delta_at_top1']:+.2f}%"
+    from ..bd_bootstrap import format_interval
+
     print(f"  BD-rate of the family vs standard: {bd}{format_interval(d.get('bd_interval'))}; "
           f"bytes vs standard at equal top-1: {rd}")
     if d.get("reference_top1") is not None:
