@@ -26,8 +26,10 @@ from .qtable import QTable, QTableError
 __all__ = [
     "FAMILY_FORMAT",
     "Family",
+    "find_family",
     "load",
     "load_family",
+    "read_family_file",
     "register_family",
     "resolve_table",
     "shipped_tables_dir",
@@ -184,12 +186,7 @@ def load_family(name: str) -> Family:
         return _FACTORIES[name]()
     files = _shipped_files()
     if name in files:
-        path = files[name]
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise QTableError(f"{path}: not valid JSON: {exc}") from None
-        return Family.from_dict(data, source=str(path))
+        return Family.from_dict(_read_json(files[name]), source=str(files[name]))
     raise QTableError(f"unknown table {name!r}; available: {', '.join(sorted(tables()))}")
 
 
@@ -235,13 +232,66 @@ def _looks_like_path(name: str | os.PathLike[str]) -> bool:
     return s.endswith(".json") or os.sep in s or (os.altsep is not None and os.altsep in s) or Path(s).is_file()
 
 
-def _load_path(path: Path, quality: int | None) -> QTable:
+def _read_json(path: Path) -> Any:
+    """The JSON in a table or family file; :class:`QTableError` naming the file when it cannot be read."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise QTableError(f"{path}: cannot read table file: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise QTableError(f"{path}: not valid JSON: {exc}") from None
+
+
+def read_family_file(family: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """The raw JSON dict of a family file and where it came from, with every key it holds.
+
+    :class:`Family` keeps what loading a table needs; tools that read a tuning run's record
+    (fold tables, cross-validation figures) want the whole file.
+
+    Args:
+        family: a family JSON path, or the name of a shipped family (a file in :func:`shipped_tables_dir`).
+
+    Raises:
+        QTableError: no such file or shipped family, unreadable, or not a family file.
+
+    Example:
+        >>> data, source = read_family_file("resnet50")
+        >>> data["format"], source.endswith("resnet50.json")
+        ('dnnjpeg-family', True)
+    """
+    files = _shipped_files()
+    if isinstance(family, str) and not _looks_like_path(family):
+        if family not in files:
+            raise QTableError(f"{family!r}: no such family file or shipped family; shipped: {', '.join(files)}")
+        path = files[family]
+    else:
+        path = Path(os.fspath(family))
+    data = _read_json(path)
+    if not isinstance(data, dict) or data.get("format") != FAMILY_FORMAT:
+        raise QTableError(f"{path}: not a family file ('format' is not {FAMILY_FORMAT!r})")
+    return data, str(path)
+
+
+def find_family(table: str | os.PathLike[str]) -> Family | None:
+    """The family a table name or JSON path stands for; ``None`` for a single-table file.
+
+    Raises:
+        QTableError: an unknown name, or a file that cannot be read (naming it).
+
+    Example:
+        >>> find_family("resnet50").qualities
+        [50]
+    """
+    if isinstance(table, str) and not _looks_like_path(table):
+        return load_family(table)
+    data = _read_json(Path(os.fspath(table)))
+    if isinstance(data, dict) and data.get("format") == FAMILY_FORMAT:
+        return Family.from_dict(data, source=os.fspath(table))
+    return None
+
+
+def _load_path(path: Path, quality: int | None) -> QTable:
+    data = _read_json(path)
     if isinstance(data, dict) and data.get("format") == FAMILY_FORMAT:
         return Family.from_dict(data, source=str(path)).get(quality)
     if quality is not None:

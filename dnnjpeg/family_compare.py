@@ -17,16 +17,15 @@ with the model build and machine that made the file they agree exactly, and with
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .errors import DnnjpegError
-from .qtable import QTable
+from .families import read_family_file
+from .qtable import QTable, QTableError
 
 __all__ = ["FamilyCompareError", "FamilyComparison", "compare_families", "heldout_results", "read_family"]
 
@@ -39,20 +38,11 @@ def read_family(family: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str,
     """A tuned family as a dict, from a dict, a JSON path or a shipped family's name."""
     if isinstance(family, Mapping):
         return dict(family)
-    path = Path(os.fspath(family))
-    if path.suffix != ".json" and not path.is_file():
-        from .families import shipped_tables_dir
-
-        path = shipped_tables_dir() / f"{path.name}.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FamilyCompareError(f"{family}: no such family file or shipped family") from None
-    except (OSError, ValueError) as exc:
-        raise FamilyCompareError(f"{path}: cannot read: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != "dnnjpeg-family":
-        raise FamilyCompareError(f"{path}: not a dnnjpeg family file")
-    data.setdefault("_source", str(path))
+        data, source = read_family_file(family)
+    except QTableError as exc:
+        raise FamilyCompareError(str(exc)) from None
+    data.setdefault("_source", source)
     return data
 
 

@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 
 from .errors import DnnjpegError
-from .families import FAMILY_FORMAT, Family, load_family, resolve_table
-from .qtable import QTable, QTableError
+from .families import Family, find_family, resolve_table
+from .qtable import QTable
 from .stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -274,20 +274,7 @@ def resolve_family(table: str | os.PathLike[str] | QTable, quality: int | None =
     qt = resolve_table(table, quality)
     if isinstance(table, QTable):
         return qt, None
-    s = os.fspath(table)
-    path = Path(s)
-    if path.suffix == ".json" or path.is_file():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return qt, None
-        if isinstance(data, dict) and data.get("format") == FAMILY_FORMAT:
-            return qt, Family.from_dict(data, source=s)
-        return qt, None
-    try:
-        return qt, load_family(s)
-    except QTableError:
-        return qt, None
+    return qt, find_family(table)
 
 
 def evaluate_encoder_curve(

@@ -8,7 +8,7 @@ import pytest
 
 import dnnjpeg
 from dnnjpeg import QTable, QTableError
-from dnnjpeg.families import FAMILY_FORMAT, Family, load_family, shipped_tables_dir
+from dnnjpeg.families import FAMILY_FORMAT, Family, find_family, load_family, read_family_file, shipped_tables_dir
 
 SEED_TABLE_87 = [
     17, 16, 17, 20, 24, 34, 32, 39,
@@ -72,6 +72,38 @@ def test_load_from_table_and_family_files(tmp_path):
     path.write_text(json.dumps(fam.to_dict()))
     assert dnnjpeg.load(path).luma[0] == 10
     assert dnnjpeg.load(path, quality=30).luma[0] == 30
+
+
+def test_find_family_and_read_family_file_by_name_and_path(tmp_path):
+    fam = Family("fam", "two members", {30: QTable([30] * 64), 60: QTable([10] * 64)}, 60,
+                 metrics={"bd_rate": -0.1})
+    path = tmp_path / "fam.json"
+    raw = fam.to_dict() | {"extra": {"kept": True}}
+    path.write_text(json.dumps(raw))
+    single = tmp_path / "single.json"
+    QTable([7] * 64).to_json(single)
+
+    assert find_family(path).qualities == [30, 60] and find_family(str(path)).metrics == {"bd_rate": -0.1}
+    assert find_family(single) is None
+    assert find_family("standard").default_quality == 75  # a registered factory, no file behind it
+    data, source = read_family_file(path)
+    assert data["extra"] == {"kept": True} and source == str(path)  # every key, not only Family's
+    data, source = read_family_file("resnet50")
+    assert data["name"] == "resnet50" and source == str(shipped_tables_dir() / "resnet50.json")
+
+    with pytest.raises(QTableError, match="single.json: not a family file"):
+        read_family_file(single)
+    with pytest.raises(QTableError, match="'nope': no such family file or shipped family"):
+        read_family_file("nope")
+    with pytest.raises(QTableError, match="unknown table 'nope'"):
+        find_family("nope")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    for read in (read_family_file, find_family):
+        with pytest.raises(QTableError, match="broken.json: not valid JSON"):
+            read(broken)
+    with pytest.raises(QTableError, match="missing.json: cannot read table file"):
+        find_family(tmp_path / "missing.json")
 
 
 def test_resolve_table_refuses_quality_with_qtable():

@@ -225,7 +225,7 @@ def test_compare_families_refuses_other_data_and_untuned_files(family_run, dev_d
         with pytest.raises(FamilyCompareError, match="resnet50.json: not tuned by 'dnnjpeg family'"):
             compare_families("resnet50", out, ev)
         (tmp_path / "x.json").write_text("{}")
-        with pytest.raises(FamilyCompareError, match="x.json: not a dnnjpeg family file"):
+        with pytest.raises(FamilyCompareError, match="x.json: not a family file"):
             compare_families(tmp_path / "x.json", out, ev)
     finally:
         ev.close()

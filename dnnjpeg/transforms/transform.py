@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import numbers
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Union
 
 import PIL.Image
@@ -14,7 +12,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
 
-from ..families import FAMILY_FORMAT, Family, load_family, resolve_table, tables
+from ..families import find_family, resolve_table
 from ..qtable import SUBSAMPLINGS, QTable
 from .functional import _options_for, apply_options
 
@@ -31,16 +29,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _family_of(entry: str | os.PathLike[str]) -> Family | None:
-    """The family behind a name or a family JSON file; ``None`` for a single-table file."""
-    if isinstance(entry, str) and entry in tables():
-        return load_family(entry)
-    data = json.loads(Path(entry).read_text(encoding="utf-8"))  # readable: resolve_table succeeded
-    if isinstance(data, dict) and data.get("format") == FAMILY_FORMAT:
-        return Family.from_dict(data, source=os.fspath(entry))
-    return None
-
-
 def _members(entry: TableSpec, quality: int | tuple[int, int] | None) -> list[QTable]:
     """The tables one ``table`` entry stands for under ``quality``."""
     if isinstance(entry, QTable):
@@ -51,7 +39,7 @@ def _members(entry: TableSpec, quality: int | tuple[int, int] | None) -> list[QT
         # ValueError, not TypeError: every bad DNNJPEG argument raises ValueError (project rule).
         raise ValueError(f"table entry {entry!r} must be a family name, a JSON path or a QTable")  # noqa: TRY004
     default = resolve_table(entry)  # raises QTableError (a ValueError) naming a bad name or file
-    family = _family_of(entry)
+    family = find_family(entry)
     if family is None:
         if quality is not None:
             raise ValueError(f"table file {os.fspath(entry)!r} holds a single table; quality={quality!r} cannot apply")
