@@ -100,8 +100,11 @@ class FamilyComparison:
         a, b: the families' names (or files).
         bd: :meth:`~dnnjpeg.bd_bootstrap.BDInterval.to_dict` of ``b``'s held-out curve against ``a``'s
             (negative BD-rate = ``b`` needs fewer bytes at equal top-1); ``None`` under 2 members each.
+        bd_kl: the same at equal KL divergence from the uncompressed images' predictions (the searches'
+            signal: far less noisy than top-1, so a narrower interval).
         members: per shared quality: both held-out top-1 and mean bytes, ``delta_top1`` (b - a),
-            ``bytes_ratio`` (b / a), exact McNemar ``p_value`` of the paired top-1 difference.
+            ``bytes_ratio`` (b / a), exact McNemar ``p_value`` of the paired top-1 difference, both
+            held-out mean KL and ``delta_kl`` (b - a; negative = b closer to the uncompressed prediction).
         reproduced: per family, whether every re-measured held-out top-1 equals the recorded one.
         n: images.
     """
@@ -112,9 +115,10 @@ class FamilyComparison:
     members: list[dict[str, Any]] = field(default_factory=list)
     reproduced: dict[str, bool] = field(default_factory=dict)
     n: int = 0
+    bd_kl: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "n": self.n, "bd": self.bd, "members": self.members,
+        return {"a": self.a, "b": self.b, "n": self.n, "bd": self.bd, "bd_kl": self.bd_kl, "members": self.members,
                 "reproduced": self.reproduced}
 
 
@@ -133,10 +137,12 @@ def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.
     da, db = read_family(a), read_family(b)
     ra, rep_a = heldout_results(da, evaluator)
     rb, rep_b = heldout_results(db, evaluator)
-    bd = None
+    bd = bd_kl = None
     if len(ra) >= 2 and len(rb) >= 2:
-        bd = bootstrap_bd([ra[q] for q in sorted(ra)], [rb[q] for q in sorted(rb)],
-                          resamples=BD_RESAMPLES if resamples is None else resamples, seed=seed).to_dict()
+        curves = [ra[q] for q in sorted(ra)], [rb[q] for q in sorted(rb)]
+        draws = BD_RESAMPLES if resamples is None else resamples
+        bd = bootstrap_bd(*curves, resamples=draws, seed=seed).to_dict()
+        bd_kl = bootstrap_bd(*curves, resamples=draws, seed=seed, metric="kl").to_dict()
     members = []
     for q in sorted(set(ra) & set(rb)):
         x, y = ra[q], rb[q]
@@ -144,9 +150,10 @@ def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.
             "quality": q, "a_top1": x.top1, "b_top1": y.top1, "delta_top1": y.top1 - x.top1,
             "a_bytes_mean": x.bytes_mean, "b_bytes_mean": y.bytes_mean, "bytes_ratio": y.bytes_mean / x.bytes_mean,
             "p_value": mcnemar_exact(y.correct, x.correct).p_value,
+            "a_kl": x.kl_mean, "b_kl": y.kl_mean, "delta_kl": y.kl_mean - x.kl_mean,
         })
     na, nb = _label(da), _label(db)
     if na == nb:
         na, nb = f"{na} (a)", f"{nb} (b)"
-    return FamilyComparison(a=na, b=nb, bd=bd, members=members,
+    return FamilyComparison(a=na, b=nb, bd=bd, bd_kl=bd_kl, members=members,
                             reproduced={na: all(rep_a.values()), nb: all(rep_b.values())}, n=evaluator.n)

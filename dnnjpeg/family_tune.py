@@ -241,6 +241,7 @@ def tune_family(
 
     say(f"bootstrap intervals of the BD-rates ({BD_RESAMPLES} resamples of the images)")
     held_interval = family_bd_interval(std_curve, held_res)
+    held_kl_interval = family_bd_interval(std_curve, held_res, metric="kl")
     encoders: dict[str, Any] = {}
     for enc in compare_encoders:
         try:
@@ -254,7 +255,9 @@ def tune_family(
         bd_vs_enc, bda_vs_enc = family_bd_rate(enc_curve, held_res)
         encoders[enc] = {"bd_rate_vs_standard": bd_std_enc, "family_heldout_bd_rate_vs_encoder": bd_vs_enc,
                          "family_heldout_bd_accuracy_vs_encoder": bda_vs_enc,
-                         "family_heldout_bd_interval_vs_encoder": family_bd_interval(enc_curve, held_res)}
+                         "family_heldout_bd_interval_vs_encoder": family_bd_interval(enc_curve, held_res),
+                         "family_heldout_kl_bd_interval_vs_encoder": family_bd_interval(enc_curve, held_res,
+                                                                                        metric="kl")}
     from . import __version__
 
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -297,6 +300,7 @@ def tune_family(
         "metrics": {
             "crossval_bd_rate_vs_standard": bd_held, "crossval_bd_accuracy_vs_standard": bda_held,
             "crossval_bd_interval_vs_standard": held_interval,
+            "crossval_kl_bd_interval_vs_standard": held_kl_interval,
             "tuning_bd_rate_vs_standard": bd_tune, "tuning_bd_accuracy_vs_standard": bda_tune,
             "encoders": encoders,
             "method_choice": {m: {str(q): {"heldout_top1": cv[m][q]["result"].top1,

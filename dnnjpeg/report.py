@@ -312,6 +312,9 @@ def _summary_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ("BD-rate of the family vs standard",
          _bd(d.get("bd_rate")) + format_interval(d.get("bd_interval")) if d.get("bd_rate") is not None
          else "n/a (needs at least 2 family members at the swept qualities)"),
+        ("BD-rate at equal KL (less noisy than top-1)",
+         _bd((d.get("kl_bd_interval") or {}).get("bd_rate")) + format_interval(d.get("kl_bd_interval"))
+         if (d.get("kl_bd_interval") or {}).get("bd_rate") is not None else "n/a"),
         ("bytes vs standard at equal top-1", _bd(d.get("rate_delta_at_top1"))),
         ("uncompressed top-1", format_pct(d.get("reference_top1"))),
     ]

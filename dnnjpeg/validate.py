@@ -235,21 +235,24 @@ def curve_points(results: Mapping[int, Any], confidence: float = DEFAULT_CONFIDE
     return out
 
 
-def family_bd_rate(standard: Mapping[int, Any], members: Mapping[int, Any]) -> tuple[float | None, float | None]:
+def family_bd_rate(standard: Mapping[int, Any], members: Mapping[int, Any], *,
+                   metric: str = "top1") -> tuple[float | None, float | None]:
     """``(bd_rate %, bd_accuracy)`` of a family's member Results against standard JPEG's, or
-    ``(None, None)`` with fewer than 2 members or no shared accuracy range."""
+    ``(None, None)`` with fewer than 2 members or no shared accuracy range.  ``metric`` as in
+    :func:`~dnnjpeg.curve.bd_rate` (``"kl"``: bytes at equal KL divergence from the uncompressed
+    image's prediction)."""
     if len(members) < 2 or len(standard) < 2:
         return None, None
     from .curve import bd_accuracy, bd_rate
 
     anchor = [standard[q] for q in sorted(standard)]
     test = [members[q] for q in sorted(members)]
-    return _num(bd_rate(anchor, test)), _num(bd_accuracy(anchor, test))
+    return _num(bd_rate(anchor, test, metric=metric)), _num(bd_accuracy(anchor, test, metric=metric))
 
 
 def family_bd_interval(standard: Mapping[int, Any], members: Mapping[int, Any], *,
                        resamples: int | None = None, confidence: float = DEFAULT_CONFIDENCE,
-                       seed: int = DEFAULT_SEED) -> dict[str, Any] | None:
+                       seed: int = DEFAULT_SEED, metric: str = "top1") -> dict[str, Any] | None:
     """:func:`~dnnjpeg.bd_bootstrap.bootstrap_bd` of a family's member Results against a curve
     (quality -> Result on the same images), as a JSON-ready dict; ``None`` with fewer than 2 points
     on a side.  ``resamples`` defaults to :data:`~dnnjpeg.bd_bootstrap.BD_RESAMPLES`."""
@@ -260,7 +263,7 @@ def family_bd_interval(standard: Mapping[int, Any], members: Mapping[int, Any], 
     anchor = [standard[q] for q in sorted(standard)]
     test = [members[q] for q in sorted(members)]
     n = BD_RESAMPLES if resamples is None else resamples
-    return bootstrap_bd(anchor, test, resamples=n, confidence=confidence, seed=seed).to_dict()
+    return bootstrap_bd(anchor, test, resamples=n, confidence=confidence, seed=seed, metric=metric).to_dict()
 
 
 def resolve_family(table: str | os.PathLike[str] | QTable, quality: int | None = None) -> tuple[QTable, Family | None]:
@@ -296,7 +299,8 @@ class Validation:
         standard: quality -> Result of standard JPEG.
         encoders: encoder name -> quality -> Result; encoder_comparisons: the table against each.
         members: family quality -> Result (members at the swept qualities), with ``bd_rate``,
-            ``bd_accuracy`` of the family against standard JPEG.
+            ``bd_accuracy`` of the family against standard JPEG; ``bd_interval`` and ``kl_bd_interval``
+            their paired bootstrap intervals at equal top-1 and at equal KL.
         rate_delta_at_top1: percent bytes the table needs against standard JPEG at its top-1
             (standard's CR at that top-1 from the isotonic curve), negative = smaller files.
         reference: aggregates of the uncompressed images (may be empty).
@@ -317,6 +321,7 @@ class Validation:
     bd_rate: float | None = None
     bd_accuracy: float | None = None
     bd_interval: dict[str, Any] | None = None
+    kl_bd_interval: dict[str, Any] | None = None
     rate_delta_at_top1: float | None = None
     reference: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -333,6 +338,7 @@ class Validation:
         d["bd_rate"] = self.bd_rate
         d["bd_accuracy"] = self.bd_accuracy
         d["bd_interval"] = self.bd_interval
+        d["kl_bd_interval"] = self.kl_bd_interval
         d["rate_delta_at_top1"] = self.rate_delta_at_top1
         d["reference_top1"] = self.reference.get("top1")
         d["ci_level"] = self.settings.get("confidence")
@@ -439,7 +445,9 @@ def validate(
     bd, bda = family_bd_rate(std, members)
     from .bd_bootstrap import BD_RESAMPLES
 
-    bd_iv = family_bd_interval(std, members, resamples=min(resamples, BD_RESAMPLES), confidence=confidence, seed=seed)
+    bd_opts = {"resamples": min(resamples, BD_RESAMPLES), "confidence": confidence, "seed": seed}
+    bd_iv = family_bd_interval(std, members, **bd_opts)
+    kl_bd_iv = family_bd_interval(std, members, metric="kl", **bd_opts)
 
     enc_curves: dict[str, dict[int, Any]] = {}
     enc_cmp: dict[str, Comparison] = {}
@@ -470,6 +478,7 @@ def validate(
         bd_rate=bd,
         bd_accuracy=bda,
         bd_interval=bd_iv,
+        kl_bd_interval=kl_bd_iv,
         rate_delta_at_top1=_rate_delta_at_top1(std, result),
         reference=reference,
         settings={"resamples": int(resamples), "confidence": float(confidence), "seed": int(seed), "qualities": qs},

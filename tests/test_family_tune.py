@@ -92,8 +92,18 @@ def test_family_records_its_bd_interval_and_what_ran_the_searches(family_run):
     if iv["ci_low"] is not None:
         assert iv["ci_low"] <= iv["ci_high"] and 0.0 <= iv["prob_smaller"] <= 1.0
         assert "% CI" in format_summary(data)
-    del metrics["crossval_bd_interval_vs_standard"]  # a file written before the interval existed
-    assert "% CI" not in format_summary(data).splitlines()[-1]
+    kl = metrics["crossval_kl_bd_interval_vs_standard"]  # bytes at equal KL: the searches' own signal
+    assert kl["metric"] == "kl" and kl["resamples"] == 2000 and kl["seed"] == 0
+    if kl["bd_rate"] is not None:
+        assert "BD-rate at equal KL (held out): " in format_summary(data)
+    for enc in metrics["encoders"].values():
+        assert enc["family_heldout_kl_bd_interval_vs_encoder"]["metric"] == "kl"
+    del metrics["crossval_bd_interval_vs_standard"]  # a file written before the intervals existed
+    del metrics["crossval_kl_bd_interval_vs_standard"]
+    for enc in metrics["encoders"].values():
+        del enc["family_heldout_kl_bd_interval_vs_encoder"]
+    summary = format_summary(data)
+    assert "% CI" not in summary.splitlines()[-1] and "equal KL" not in summary
     # 2 methods x 2 qualities x 2 folds, then the chosen method's 2 final searches; 2 trials each
     devices = data["provenance"]["search_devices"]
     assert sum(devices.values()) == (8 + 2) * 2 and len(devices) == 1
@@ -195,18 +205,24 @@ def test_compare_families_remeasures_the_heldout_curve_and_compares_paired(famil
         same = compare_families(out, out, ev, resamples=50)
         cmp = compare_families(out, std_path, ev, resamples=50)
         folds = class_disjoint_folds(ev.dataset.labels, k=2, seed=0)
-        expected = {}
+        expected, expected_kl = {}, {}
         for m in data["members"]:
             q = m["quality"]
-            tuned = sum(ev.evaluate(QTable.from_dict(t), indices=f.test).correct.sum()
-                        for t, f in zip(m["metrics"]["crossval"]["fold_tables"], folds))
+            held = [ev.evaluate(QTable.from_dict(t), indices=f.test)
+                    for t, f in zip(m["metrics"]["crossval"]["fold_tables"], folds)]
+            tuned = sum(r.correct.sum() for r in held)
             assert tuned / 12 == pytest.approx(m["metrics"]["crossval"]["heldout_top1"])
-            expected[q] = ev.evaluate(QTable.standard(q)).top1 - tuned / 12
+            std = ev.evaluate(QTable.standard(q))
+            expected[q] = std.top1 - tuned / 12
+            expected_kl[q] = std.kl_mean - sum(r.kl.sum() for r in held) / 12
     finally:
         ev.close()
     assert all(same.reproduced.values()) and same.bd["bd_rate"] in (0.0, None)
     assert [m["delta_top1"] for m in same.members] == [0.0, 0.0] and [m["p_value"] for m in same.members] == [1.0, 1.0]
     assert {m["quality"]: m["delta_top1"] for m in cmp.members} == pytest.approx(expected)
+    assert {m["quality"]: m["delta_kl"] for m in cmp.members} == pytest.approx(expected_kl, abs=1e-6)  # float32 KL
+    assert [m["delta_kl"] for m in same.members] == [0.0, 0.0] and same.bd_kl["metric"] == "kl"
+    assert same.bd_kl["bd_rate"] in (0.0, None) and same.bd_kl["ci_low"] in (0.0, None)
     assert cmp.reproduced[str(std_path)] is False
     assert main(["compare-families", str(out), str(std_path), "--model", "efficientnet_lite0", "--data", str(dev_data),
                  "--limit", "12", "--resamples", "20", "--json"]) == 0

@@ -44,7 +44,7 @@ def test_report_json_holds_the_numbers_the_text_shows(report):
         assert f"]({name})" in md
     html = (report / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and all(f"src='{n}'" in html for n in PLOTS)
-    assert "mozjpeg" in html and "McNemar" in html
+    assert "mozjpeg" in html and "McNemar" in html and "BD-rate at equal KL" in md
     assert d["command"].startswith("dnnjpeg validate --model efficientnet_lite0")
 
 

@@ -21,7 +21,7 @@ DOCUMENTED_KEYS = {
     "top1", "cr", "bytes_mean", "bpp", "n", "standard_top1_at_cr", "delta_top1", "ci_low", "ci_high",
     "ci_dropped", "p_value", "p_value_ttest", "t_statistic", "nearest_quality", "nearest_top1", "nearest_cr",
     "nearest_bytes_mean", "paired_delta_top1", "paired_ci_low", "paired_ci_high", "mcnemar_b", "mcnemar_c",
-    "bd_rate", "bd_accuracy", "bd_interval", "rate_delta_at_top1", "reference_top1", "ci_level", "resamples", "seed",
+    "bd_rate", "bd_accuracy", "bd_interval", "kl_bd_interval", "rate_delta_at_top1", "reference_top1", "ci_level", "resamples", "seed",
     "qualities", "standard", "members", "encoders", "table", "seconds", "command",
 }
 
@@ -46,6 +46,8 @@ def test_standard_q50_gives_zero_difference_and_p_one(capsys, dev_data):
     iv = d["bd_interval"]
     assert (iv["bd_rate"], iv["ci_low"], iv["ci_high"], iv["prob_smaller"]) == (0.0, 0.0, 0.0, 0.0)
     assert iv["resamples"] == 300  # validate's --resamples, up to the BD bootstrap's 2000
+    kl = d["kl_bd_interval"]
+    assert kl["metric"] == "kl" and (kl["bd_rate"], kl["ci_low"], kl["ci_high"]) == (0.0, 0.0, 0.0)
     assert [p["quality"] for p in d["standard"]] == [30, 50, 70]
     assert d["standard"][0]["cr"] > d["standard"][1]["cr"] > d["standard"][2]["cr"]
 
@@ -56,6 +58,7 @@ def test_text_summary_gives_the_family_bd_rate_with_its_interval(capsys, dev_dat
     out = capsys.readouterr().out
     assert code == 0
     assert "BD-rate of the family vs standard: +0.00% (95% CI +0.0% to +0.0%, smaller in 0% of 100 resamples)" in out
+    assert "BD-rate at equal KL from the uncompressed prediction: +0.00% (95% CI +0.0% to +0.0%" in out
 
 
 def test_python_api_agrees_with_the_standard_curve(dev_data, tmp_path):

@@ -109,3 +109,18 @@ def test_bd_interval_of_a_curve_against_itself_is_zero_and_needs_two_members(sta
     iv = family_bd_interval(standard, standard, resamples=100)
     assert (iv["bd_rate"], iv["ci_low"], iv["ci_high"], iv["dropped"]) == (0.0, 0.0, 0.0, 0)
     assert family_bd_interval(standard, {50: standard[50]}) is None
+
+
+def test_bd_rate_at_equal_kl_counts_the_bytes_of_the_same_divergence(standard):
+    from dataclasses import replace
+
+    from dnnjpeg.validate import family_bd_interval, family_bd_rate
+
+    curve = {q: replace(r, kl=1000.0 / r.bytes) for q, r in standard.items()}  # KL falls as bytes grow
+    smaller = {q: replace(r, bytes=0.9 * r.bytes) for q, r in curve.items()}  # same KL in 10% fewer bytes
+    bd, reduction = family_bd_rate(curve, smaller, metric="kl")
+    assert bd == pytest.approx(-10.0) and reduction > 0  # lower-is-better: the KL reduction at equal rate
+    assert family_bd_rate(curve, curve, metric="kl") == (0.0, 0.0)
+    iv = family_bd_interval(curve, smaller, metric="kl", resamples=50)
+    assert iv["metric"] == "kl" and iv["bd_rate"] == pytest.approx(-10.0)
+    assert iv["ci_low"] == pytest.approx(-10.0) and iv["ci_high"] == pytest.approx(-10.0) and iv["prob_smaller"] == 1.0

@@ -42,16 +42,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"b = {cmp.b}\nagainst a = {cmp.a}\non the classes each member's search held out ({cmp.n} images, "
           f"model {ev.model_name})")
-    print(f"{'q':>4} {'a top1':>8} {'b top1':>8} {'b - a':>8} {'p':>7} {'bytes b/a':>10}")
+    print(f"{'q':>4} {'a top1':>8} {'b top1':>8} {'b - a':>8} {'p':>7} {'bytes b/a':>10} {'KL b/a':>8}")
     for m in cmp.members:
         print(f"{m['quality']:>4} {format_pct(m['a_top1']):>8} {format_pct(m['b_top1']):>8} "
-              f"{100 * m['delta_top1']:>+8.2f} {format_p(m['p_value']):>7} {m['bytes_ratio']:>10.4f}")
-    if cmp.bd is None:
-        print("BD-rate of b against a: n/a (fewer than 2 members)")
-    else:
-        bd = cmp.bd["bd_rate"]
-        shown = "n/a (no shared accuracy range)" if bd is None else f"{bd:+.1f}%"
-        print(f"BD-rate of b against a: {shown}{format_interval(cmp.bd)}")
+              f"{100 * m['delta_top1']:>+8.2f} {format_p(m['p_value']):>7} {m['bytes_ratio']:>10.4f} "
+              f"{m['b_kl'] / m['a_kl'] if m['a_kl'] else float('nan'):>8.4f}")
+    for label, interval in (("BD-rate of b against a", cmp.bd), ("BD-rate at equal KL", cmp.bd_kl)):
+        if interval is None:
+            print(f"{label}: n/a (fewer than 2 members)")
+        else:
+            bd = interval["bd_rate"]
+            shown = "n/a (no shared range)" if bd is None else f"{bd:+.1f}%"
+            print(f"{label}: {shown}{format_interval(interval)}")
     for name, ok in cmp.reproduced.items():
         if not ok:
             print(f"note: {name}: re-measured held-out top-1 differs from the file's (another model build or "

@@ -115,8 +115,13 @@ def format_summary(family: dict) -> str:
     lines.append(f"BD-rate vs standard JPEG: cross-validated {pct(fm['crossval_bd_rate_vs_standard'])}"
                  f"{interval(fm.get('crossval_bd_interval_vs_standard'))}, "
                  f"on the tuning images {pct(fm['tuning_bd_rate_vs_standard'])}")
+    kl = fm.get("crossval_kl_bd_interval_vs_standard")
+    if kl is not None:
+        lines.append(f"BD-rate at equal KL (held out): {pct(kl['bd_rate'])}{interval(kl)}")
     for enc, e in fm["encoders"].items():
+        enc_kl = e.get("family_heldout_kl_bd_interval_vs_encoder")
         lines.append(f"{enc}: BD-rate vs standard {pct(e['bd_rate_vs_standard'])}; family (held out) vs {enc} "
                      f"{pct(e['family_heldout_bd_rate_vs_encoder'])}"
-                     f"{interval(e.get('family_heldout_bd_interval_vs_encoder'))}")
+                     f"{interval(e.get('family_heldout_bd_interval_vs_encoder'))}"
+                     + ("" if enc_kl is None else f", at equal KL {pct(enc_kl['bd_rate'])}{interval(enc_kl)}"))
     return "\n".join(lines)

@@ -111,6 +111,9 @@ def print_summary(d: dict[str, Any]) -> None:
 
     print(f"  BD-rate of the family vs standard: {bd}{format_interval(d.get('bd_interval'))}; "
           f"bytes vs standard at equal top-1: {rd}")
+    kl = d.get("kl_bd_interval")
+    if kl is not None and kl.get("bd_rate") is not None:
+        print(f"  BD-rate at equal KL from the uncompressed prediction: {kl['bd_rate']:+.2f}%{format_interval(kl)}")
     if d.get("reference_top1") is not None:
         print(f"  uncompressed top1 {format_pct(d['reference_top1'])}")
     for name, enc in d.get("encoders", {}).items():
