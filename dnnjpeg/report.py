@@ -296,6 +296,7 @@ def _with_ci(x: float | None, lo: float | None, hi: float | None) -> str:
 
 def _summary_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
     lvl = round(100 * (d.get("ci_level") or 0.95))
+    kl_bd = d.get("kl_bd_interval") or {}
     rows = [
         ("table", f"{d['table_name']}" + (f" (q{d['table_quality']})" if d.get("table_quality") is not None else "")),
         ("top-1", format_pct(d["top1"])),
@@ -313,8 +314,7 @@ def _summary_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
          _bd(d.get("bd_rate")) + format_interval(d.get("bd_interval")) if d.get("bd_rate") is not None
          else "n/a (needs at least 2 family members at the swept qualities)"),
         ("BD-rate at equal KL (less noisy than top-1)",
-         _bd((d.get("kl_bd_interval") or {}).get("bd_rate")) + format_interval(d.get("kl_bd_interval"))
-         if (d.get("kl_bd_interval") or {}).get("bd_rate") is not None else "n/a"),
+         _bd(kl_bd["bd_rate"]) + format_interval(kl_bd) if kl_bd.get("bd_rate") is not None else "n/a"),
         ("bytes vs standard at equal top-1", _bd(d.get("rate_delta_at_top1"))),
         ("uncompressed top-1", format_pct(d.get("reference_top1"))),
     ]
