@@ -36,7 +36,7 @@ from .errors import DnnjpegError
 from .qtable import SUBSAMPLINGS, QTable
 from .runtime import tune_allocator
 
-__all__ = ["GradientTuneConfig", "GradientTuneResult", "gradient_tune", "match_size", "mean_jpeg_bytes"]
+__all__ = ["GradientTuneConfig", "GradientTuneResult", "float_preprocess", "gradient_tune", "match_size", "mean_jpeg_bytes"]
 
 
 @dataclass(frozen=True)
@@ -142,14 +142,19 @@ def match_size(
     return best
 
 
-def _float_preprocess(classifier: Any) -> Callable[[Any], Any]:
+def float_preprocess(classifier: Any) -> Callable[[Any], Any]:
+    """The classifier's preprocessing as a differentiable map of 0..255 float NCHW tensors.
+
+    Raises:
+        DnnjpegError: the classifier has a custom (opaque) preprocess callable.
+    """
     import torch
 
     mean = classifier.config.get("mean")
     std = classifier.config.get("std")
     if mean is None or std is None or "preprocess" in classifier.config:
         raise DnnjpegError(
-            f"gradient search needs a differentiable preprocessing (mean/std normalisation); "
+            f"gradients through the model (gradient and fisher searches) need a differentiable preprocessing (mean/std normalisation); "
             f"model {classifier.name!r} uses a custom preprocess callable"
         )
     m = torch.tensor(mean, dtype=torch.float32, device=classifier.device).view(1, 3, 1, 1)
@@ -203,7 +208,7 @@ def gradient_tune(
     module = classifier.module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
-    normalize = _float_preprocess(classifier)
+    normalize = float_preprocess(classifier)
     standard = QTable.standard(int(quality), subsampling=cfg.subsampling)
     start = init.replace(subsampling=cfg.subsampling) if init is not None else standard
     sim = DiffJPEG(start, subsampling=cfg.subsampling).to(device)

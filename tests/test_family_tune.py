@@ -124,11 +124,36 @@ def test_method_is_chosen_by_heldout_gain(family_run):
     mean = {m: np.mean([v["gain_top1_at_equal_cr"] for v in per_q.values()]) for m, per_q in choice.items()}
     best = max(mean.values())
     assert mean[data["provenance"]["method"]] == best
+    assert data["provenance"]["chosen_by"] == "top1"
+    bd = data["metrics"]["method_choice_bd_rate"]
+    assert set(bd) == {"sorted", "shaped"}
+    chosen = data["provenance"]["method"]
+    assert bd[chosen]["crossval_bd_rate_vs_standard"] == pytest.approx(data["metrics"]["crossval_bd_rate_vs_standard"])
+
+
+def test_choose_by_kl_picks_the_lowest_bd_rate_at_equal_kl(family_run, dev_data, capsys):
+    out, _, _ = family_run
+    kl_out = out.with_name("by-kl.json")
+    workdir = out.with_suffix(".work")
+    assert main(["family", *ARGS, "--data", str(dev_data), "--out", str(kl_out), "--workdir", str(workdir),
+                 "--choose-by", "kl", "--progress"]) == 0
+    log = capsys.readouterr()
+    assert "chosen by cross-validation (BD-rate at equal KL)" in log.out + log.err  # the progress line
+    assert "class-disjoint cross-validation, BD-rate at equal KL)" in log.out  # the summary
+    data = json.loads(kl_out.read_text())
+    prov, bd = data["provenance"], data["metrics"]["method_choice_bd_rate"]
+    assert prov["chosen_by"] == "kl" and "--choose-by kl" in prov["command"]
+    rates = {m: v["crossval_kl_bd_rate_vs_standard"] for m, v in bd.items()}
+    if all(r is not None for r in rates.values()):  # 12 images may leave no shared KL range
+        assert rates[prov["method"]] == min(rates.values())
+    # the CV journals are the top-1 run's: same per-method figures
+    assert bd == json.loads(out.read_text())["metrics"]["method_choice_bd_rate"]
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"methods": ["nope"]}, "unknown method"), ({"k": 1}, "k must be"), ({"qualities": [0]}, "1..100"),
     ({"signal": "psnr"}, "signal"), ({"stage": "later"}, "stage"), ({"budget": 0}, "budget"),
+    ({"choose_by": "psnr"}, "choose_by"),
 ])
 def test_bad_arguments_raise_before_any_work(kwargs, match, tmp_path):
     with pytest.raises(FamilyTuneError, match=match):

@@ -6,6 +6,7 @@ decoded, and scored by PSNR minus a size penalty (multi-objective methods get (P
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 
@@ -45,8 +46,22 @@ def measure(table: QTable, img: np.ndarray, n_objectives: int) -> float | tuple[
     return float(psnr - size / 400.0)
 
 
+@functools.cache
+def tiny_classifier():
+    """A small seeded CNN: methods that differentiate the model (``fisher``) get a real one to work on."""
+    import torch
+
+    from dnnjpeg.models import Classifier
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.AdaptiveAvgPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(16, 5))
+    return Classifier.from_module(net, device="cpu", name="tiny")
+
+
 def new(name: str, space: str, seed: int, img: np.ndarray):
-    return make_method(name, space, seed=seed, budget=STEPS, context=SearchContext(images=img[None]))
+    return make_method(name, space, seed=seed, budget=STEPS,
+                       context=SearchContext(images=img[None], classifier=tiny_classifier()))
 
 
 def drive(method, img: np.ndarray, steps: int) -> list[QTable]:
@@ -106,10 +121,13 @@ def test_different_seeds_differ_and_foreign_results_are_accepted(name: str, phot
 @pytest.mark.parametrize("name", available_methods())
 def test_budget_respected(name: str, tmp_path) -> None:
     ev = PSNREvaluator(synthetic_photos(2, 32, seed=3))
-    res = tune(ev, name, budget=5, objective="fitness-ce", storage=str(tmp_path / "s.journal"), curve_qualities=(20, 50, 80))
+    opts = {"weights": "mse"} if name == "fisher" else None  # a PSNR evaluator has no model to differentiate
+    res = tune(ev, name, budget=5, objective="fitness-ce", storage=str(tmp_path / "s.journal"), curve_qualities=(20, 50, 80),
+               options=opts)
     assert len(res.trials) == 5 and res.n_complete == 5
     assert [t["number"] for t in res.trials] == [0, 1, 2, 3, 4]
-    res2 = tune(ev, name, budget=5, objective="fitness-ce", storage=str(tmp_path / "s.journal"), curve_qualities=(20, 50, 80))
+    res2 = tune(ev, name, budget=5, objective="fitness-ce", storage=str(tmp_path / "s.journal"), curve_qualities=(20, 50, 80),
+                options=opts)
     assert len(res2.trials) == 5  # nothing more to do
 
 
@@ -120,7 +138,8 @@ def test_bad_values_and_options_are_rejected(name: str, photo: np.ndarray) -> No
     with pytest.raises(SearchError):
         m.tell(t, float("nan") if m.n_objectives == 1 else (1.0,))
     with pytest.raises(SearchError, match="unknown option"):
-        make_method(name, "single", seed=0, context=SearchContext(images=photo[None]), no_such_option=1)
+        make_method(name, "single", seed=0, context=SearchContext(images=photo[None], classifier=tiny_classifier()),
+                    no_such_option=1)
     with pytest.raises(SearchError, match="seed"):
-        make_method(name, "single", seed=-1, context=SearchContext(images=photo[None]))
+        make_method(name, "single", seed=-1, context=SearchContext(images=photo[None], classifier=tiny_classifier()))
     assert method_class(name).name == name

@@ -36,6 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="single", help="search space (default single: one table for Y, Cb, Cr)")
     parser.add_argument("--no-project", action="store_true",
                         help="do not scale candidates to the member's size before evaluating them")
+    parser.add_argument("--choose-by", choices=("top1", "kl"), default="top1",
+                        help="how cross-validation picks the method: top1 (default; mean held-out top-1 gain at equal "
+                             "CR) or kl (lowest held-out BD-rate at equal KL, the low-noise per-image signal)")
     parser.add_argument("--stage", choices=("all", "cv", "final"), default="all",
                         help="all (default): everything, then write OUT; cv or final: only that stage's searches")
     parser.add_argument("--encoders", default="mozjpeg",
@@ -51,6 +54,8 @@ def _command(args: argparse.Namespace) -> str:
              "--qualities", args.qualities, "--methods", args.methods, "--k", str(args.k),
              "--fold-seed", str(args.fold_seed), "--budget", str(args.budget), "--signal", args.signal,
              "--seed", str(args.seed), "--space", args.space]
+    if args.choose_by != "top1":
+        parts += ["--choose-by", args.choose_by]
     if args.no_project:
         parts.append("--no-project")
     if args.no_fold_batchnorm:
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         family = tune_family(
             ev, args.name, workdir=workdir, qualities=qualities, methods=methods, k=args.k, fold_seed=args.fold_seed,
             budget=args.budget, signal=args.signal, seed=args.seed, space=args.space, project=not args.no_project,
-            stage=args.stage, compare_encoders=encoders, command=_command(args),
+            stage=args.stage, compare_encoders=encoders, choose_by=args.choose_by, command=_command(args),
             log=(lambda m: print(m, file=sys.stderr, flush=True)) if verbose else None,
         )
     if family is None:
@@ -95,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
 def format_summary(family: dict) -> str:
     """The members' held-out figures, one line each, and the family's BD-rates."""
     lines = [(f"{family['name']}: method {family['provenance']['method']} "
-             f"(chosen by {family['provenance']['k']}-fold class-disjoint cross-validation)"),
+             f"(chosen by {family['provenance']['k']}-fold class-disjoint cross-validation"
+             f"{', BD-rate at equal KL' if family['provenance'].get('chosen_by') == 'kl' else ''})"),
              (f"{'q':>4} {'heldout top1':>12} {'std top1':>9} {'gain':>7} {'p':>7} {'CR':>7} {'std CR':>7} "
              f"{'gain@CR':>8}")]
     for m in family["members"]:

@@ -7,6 +7,8 @@ Methods (``ask`` for tables, ``tell`` results; see :mod:`dnnjpeg.search.base`)::
     bayes    Gaussian-process Bayesian optimisation + local grid (Optuna's GPSampler)
     bandit   AUC bandit over PSO, DE, Nelder-Mead (nevergrad), annealing, greedy mutation
     deepn    DeepN-JPEG: table from the data's DCT statistics (a baseline)
+    fisher   RD-OPT tables weighted by the model's Fisher information, with a searched correction
+    shaped   standard JPEG's tables bent by a few searched parameters
     nsga2    NSGA-II multi-objective search for the accuracy-size Pareto front
 
 Objectives (:mod:`dnnjpeg.search.objectives`), persistence in Optuna studies
@@ -15,7 +17,7 @@ Objectives (:mod:`dnnjpeg.search.objectives`), persistence in Optuna studies
 
 from __future__ import annotations
 
-from . import bandit, bayes, bounded, deepn, nsga2, shaped, sorted  # noqa: F401  (register the methods)
+from . import bandit, bayes, bounded, deepn, fisher, nsga2, shaped, sorted  # noqa: F401  (register the methods)
 from .base import (
     SearchContext,
     SearchError,

@@ -58,9 +58,12 @@ class SearchContext:
     Attributes:
         images: the images that will be compressed (``(N, H, W, 3)`` uint8 array or a list of
             arrays): DeepN-JPEG derives its table from their DCT statistics.
+        classifier: the :class:`~dnnjpeg.models.Classifier` being tuned for (methods with
+            ``needs_model``; ``fisher`` differentiates it).
     """
 
     images: Any = None
+    classifier: Any = None
 
 
 def derive_seed(seed: int, *keys: int) -> int:

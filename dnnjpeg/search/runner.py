@@ -317,7 +317,8 @@ def _work(job: _Job, evaluator: Any, storage: Any = None, on_trial: Callable[[An
     try:
         reap_dead_trials(study, job.spec, job.study_name, claim)
         cls = method_class(job.method)
-        context = SearchContext(images=evaluator.images) if cls.needs_images else None
+        context = SearchContext(images=evaluator.images, classifier=getattr(evaluator, "classifier", None)) \
+            if cls.needs_images else None
         method = make_method(job.method, job.space, seed=stream_seed(job.seed, claim.stream), budget=job.budget,
                              context=context, **job.options)
         try:
@@ -618,8 +619,8 @@ def tune(
     if fid is not None and len(cls.directions) > 1:
         raise SearchError(f"method {method!r} is multi-objective; Optuna cannot prune it (drop --fidelity)")
     # fail early on bad options (a small grey stand-in image for methods that need images)
-    make_method(method, sp, seed=seed, budget=budget, context=SearchContext(images=np.full((1, 16, 16, 3), 128, np.uint8)),
-                **opts)
+    make_method(method, sp, seed=seed, budget=budget, context=SearchContext(
+        images=np.full((1, 16, 16, 3), 128, np.uint8), classifier=getattr(evaluator, "classifier", None)), **opts)
     spec = parse_storage(storage)
     if workers > 1 and spec.kind == "memory":
         raise SearchError("workers > 1 need a persistent storage (a journal file path or a postgresql:// URL)")

@@ -1,0 +1,119 @@
+"""Rate-distortion design of a quantization table, one frequency at a time (RD-OPT).
+
+With a distortion that adds up over coefficients (mean squared error, or the Fisher-weighted
+error of :mod:`dnnjpeg.fisher`) and a rate that adds up too, the table minimising
+``distortion + lam * rate`` is found by choosing each of the 64 steps on its own (Ratnakar and
+Livny's RD-OPT, 1995).  :func:`rd_curves` tabulates, for every frequency and every candidate step
+of :data:`STEP_GRID`, the weighted squared error ``sum_blocks w (c - q round(c / q))^2`` and the
+estimated bits; :func:`rd_steps` picks the best step of each frequency for a ``lam``.
+
+The rate model is :mod:`dnnjpeg.diffjpeg`'s proxy with hard rounding: a coefficient that quantizes
+to a nonzero value costs ``RATE_NONZERO_BITS + log2(1 + |c| / q)`` bits; the DC coefficient, coded
+as the difference from the previous block's, costs ``2.5 + log2(1 + |difference|)``.
+
+Example:
+    >>> rng = np.random.default_rng(0)
+    >>> coef = rng.laplace(0, 20, (500, 64)).astype(np.float32)
+    >>> curves = rd_curves(coef, np.ones_like(coef))
+    >>> coarse, fine = rd_steps(curves, 10.0), rd_steps(curves, 0.01)
+    >>> bool((coarse >= fine).all()), int(fine.min()) >= 1
+    (True, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .diffjpeg import RATE_NONZERO_BITS
+
+__all__ = ["STEP_GRID", "RDCurves", "rd_curves", "rd_steps"]
+
+#: Candidate steps: every step 1..24, then about 4% apart up to 255.
+STEP_GRID: np.ndarray = np.unique(np.concatenate([np.arange(1, 25), np.rint(np.geomspace(25, 255, 60))])).astype(int)
+
+DC_BITS = 2.5
+
+
+@dataclass(frozen=True)
+class RDCurves:
+    """Weighted squared error and bits of every frequency at every step of ``steps``.
+
+    Attributes:
+        distortion: ``(64, len(steps))``, sum over blocks of ``w * error^2``.
+        rate: ``(64, len(steps))``, estimated bits summed over blocks.
+        steps: the candidate steps (ascending ints).
+    """
+
+    distortion: np.ndarray
+    rate: np.ndarray
+    steps: np.ndarray
+
+
+def rd_curves(
+    coefficients: np.ndarray, weights: np.ndarray, steps: np.ndarray | None = None, *, max_blocks: int | None = 60_000
+) -> RDCurves:
+    """Tabulate distortion and rate per frequency and step.
+
+    The AC sums run over at most ``max_blocks`` evenly spaced blocks, scaled up to all of them (the DC
+    rate, which needs consecutive blocks, always uses every block); ``None`` uses every block.
+
+    Args:
+        coefficients: ``(blocks, 64)`` DCT coefficients (level-shifted, orthonormal DCT, natural order);
+            blocks in coding order (the DC rate uses consecutive differences).
+        weights: ``(blocks, 64)`` non-negative weight of each coefficient's squared error, or ``(64,)``.
+        steps: candidate steps (default :data:`STEP_GRID`).
+
+    Raises:
+        ValueError: shapes that do not match, negative or non-finite weights.
+    """
+    import torch
+
+    c = np.asarray(coefficients, dtype=np.float32)
+    w = np.asarray(weights, dtype=np.float32)
+    if c.ndim != 2 or c.shape[1] != 64 or len(c) == 0:
+        raise ValueError(f"coefficients must be (blocks, 64) with blocks >= 1, got {c.shape}")
+    if w.shape not in (c.shape, (64,)):
+        raise ValueError(f"weights must be {c.shape} or (64,), got {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and non-negative")
+    grid = STEP_GRID if steps is None else np.asarray(steps, dtype=int)
+    if grid.ndim != 1 or len(grid) == 0 or grid.min() < 1:
+        raise ValueError(f"steps must be a non-empty 1-D array of positive integers, got {steps!r}")
+    w = np.broadcast_to(w, c.shape)
+    rows = np.arange(len(c))
+    if max_blocks is not None and len(c) > max_blocks:
+        rows = np.linspace(0, len(c) - 1, int(max_blocks)).round().astype(int)
+    scale = len(c) / len(rows)
+    ct = torch.from_numpy(np.ascontiguousarray(c[rows]))
+    wt = torch.from_numpy(np.ascontiguousarray(w[rows]))
+    dc = torch.from_numpy(np.ascontiguousarray(c[:, 0]))
+    dist = np.empty((64, len(grid)))
+    rate = np.empty((64, len(grid)))
+    for j, q in enumerate(grid.tolist()):
+        level = torch.round(ct / q)
+        dist[:, j] = (wt * (ct - q * level) ** 2).sum(0, dtype=torch.float64).numpy() * scale
+        ac = (level[:, 1:] != 0) * (RATE_NONZERO_BITS + torch.log2(1 + ct[:, 1:].abs() / q))
+        rate[1:, j] = ac.sum(0, dtype=torch.float64).numpy() * scale
+        dc_level = torch.round(dc / q)
+        diff = torch.diff(dc_level, prepend=dc_level[:1] * 0)
+        rate[0, j] = float((DC_BITS + torch.log2(1 + diff.abs())).sum(dtype=torch.float64))
+    return RDCurves(distortion=dist, rate=rate, steps=grid)
+
+
+def rd_steps(curves: RDCurves, lam: float, multipliers: np.ndarray | None = None) -> np.ndarray:
+    """The step of each frequency minimising ``multiplier * distortion + lam * rate`` (64 ints, natural order).
+
+    Args:
+        curves: from :func:`rd_curves`.
+        lam: price of one bit in distortion units (larger: coarser steps).
+        multipliers: ``(64,)`` factors on each frequency's distortion (default all 1).
+    """
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    m = np.ones(64) if multipliers is None else np.asarray(multipliers, dtype=np.float64)
+    if m.shape != (64,) or (m < 0).any() or not np.isfinite(m).all():
+        raise ValueError("multipliers must be 64 finite non-negative numbers")
+    cost = m[:, None] * curves.distortion + lam * curves.rate
+    return curves.steps[np.argmin(cost, axis=1)].astype(int)

@@ -1,0 +1,202 @@
+"""``fisher``: tables designed for the model by rate-distortion optimisation, with a searched correction.
+
+The method asks the model which DCT coefficients matter (:mod:`dnnjpeg.fisher`: the Fisher
+information of its prediction, per block and frequency, from a few backward passes over the tuning
+images), then designs tables the way RD-OPT designs them for mean squared error
+(:mod:`dnnjpeg.rdopt`): each step minimises its frequency's Fisher-weighted squared error plus
+``lam`` times its estimated bits.  To second order that weighted error *is* the KL divergence the
+size-matched objectives measure, but the approximation holds only for small errors: on
+EfficientNet-Lite0 it ranks tables like the real KL at quality 75 and up, and underrates luma
+errors at quality 50 and below (docs/search.md, *fisher*).  So the method does not trust one
+design; it searches four parameters of the design, each proposal scored by the real objective:
+
+* ``lam``: the rate price, relative to the ratio of weighted error to bits of standard JPEG's
+  quality-50 table on these images (log-uniform in the ``lam`` range);
+* ``chroma_weight``: the chroma errors' weight relative to luma's (log-uniform);
+* ``tilt``: each frequency's weight times ``((1 + u + v) / 8) ** -tilt`` (positive: quantize high
+  frequencies more than the Fisher weights say);
+* ``blend``: the table is ``standard^(1 - blend) * design^blend`` step by step (uniform in 0..1):
+  a path back to standard JPEG's shape where the quadratic model misleads;
+* the chroma subsampling, when the space lets it vary.
+
+Proposals: first standard JPEG's tables (quality ``base_quality``, with each allowed subsampling),
+then the uncorrected design (``chroma_weight = 1``, ``tilt = 0``, ``blend = 1``, 4:2:0 when allowed) at
+``lam`` 1, 1/4 and 4, the same at ``lam`` 1 halfway to standard (``blend = 0.5``), then a uniform
+random point and two Gaussian steps around the best design so far, in turn.  With
+``weights="mse"`` the Fisher weights are replaced by ones (classic RD-OPT for squared error; no
+model needed).  In a ``single`` space the luma and chroma errors are priced together and one table
+serves all components.
+
+Options:
+    weights: ``"fisher"`` (default; needs ``context.classifier``) or ``"mse"``.
+    max_images: tuning images used for the statistics (default 250, evenly spaced among them).
+    draws: random-sign backward passes per image (default 2).
+    base_quality: the standard table proposed first (default 50).
+    lam: ``[lo, hi]`` range of the relative rate price (default ``[0.1, 10]``).
+    chroma_weight: ``[lo, hi]`` range (default ``[0.2, 5]``).
+    tilt: ``[lo, hi]`` range (default ``[-1, 1]``).
+    local_sigma: step size of the local proposals, in units of each range (default 0.15).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..qtable import QTable
+from .base import SearchError, SearchMethod, register_method
+from .shaped import _range
+
+__all__ = ["FisherSearch"]
+
+_U, _V = np.divmod(np.arange(64), 8)
+_FREQ = (1.0 + _U + _V) / 8.0
+#: (lam, chroma_weight, tilt, blend) of the first designs proposed.
+_FIRST = ((1.0, 1.0, 0.0, 1.0), (0.25, 1.0, 0.0, 1.0), (4.0, 1.0, 0.0, 1.0), (1.0, 1.0, 0.0, 0.5))
+
+
+@register_method("fisher")
+class FisherSearch(SearchMethod):
+    """Model-weighted RD-OPT tables with a searched correction (see the module docstring).
+
+    Example:
+        >>> from dnnjpeg.search import SearchContext
+        >>> imgs = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+        >>> m = FisherSearch("separate", context=SearchContext(images=imgs), weights="mse")
+        >>> m.ask().luma == QTable.standard(50).luma     # standard JPEG first
+        True
+        >>> designed = m.ask()                           # then the uncorrected design at lam 1
+        >>> designed.luma != QTable.standard(50).luma
+        True
+    """
+
+    needs_images = True
+    defaults: ClassVar[dict[str, Any]] = {
+        "weights": "fisher", "max_images": 250, "draws": 2, "base_quality": 50,
+        "lam": [0.1, 10.0], "chroma_weight": [0.2, 5.0], "tilt": [-1.0, 1.0], "local_sigma": 0.15,
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.options
+        if o["weights"] not in ("fisher", "mse"):
+            raise SearchError(f"option weights must be 'fisher' or 'mse', got {o['weights']!r}")
+        if o["weights"] == "fisher" and self.context.classifier is None:
+            raise SearchError("method 'fisher' needs the model (SearchContext(classifier=...)); "
+                              "weights='mse' designs for squared error without one")
+        for key in ("max_images", "draws"):
+            v = o[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SearchError(f"option {key} must be a positive integer, got {v!r}")
+        q = o["base_quality"]
+        if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100:
+            raise SearchError(f"option base_quality must be an integer in 1..100, got {q!r}")
+        if not 0 < float(o["local_sigma"]) <= 1:
+            raise SearchError(f"option local_sigma must be in (0, 1], got {o['local_sigma']!r}")
+        self._ranges = {k: _range(k, o[k], positive=k != "tilt") for k in ("lam", "chroma_weight", "tilt")}
+        self._base = QTable.standard(q)
+        self._single = self.space.tables == "single"
+        self._curves: dict[str, tuple[Any, Any, float]] = {}  # subsampling -> (luma, chroma, lam scale)
+        self._params: dict[QTable, np.ndarray] = {}
+
+    # -- statistics and designs ----------------------------------------------------------------
+    def _curves_for(self, subsampling: str) -> tuple[Any, Any, float]:
+        """RD curves of luma and chroma at ``subsampling``, and the ``lam`` unit (all subsamplings at once)."""
+        if not self._curves:
+            from ..fisher import block_coefficients, fisher_statistics
+            from ..rdopt import rd_curves
+
+            images = self.context.images
+            keep = int(self.options["max_images"])
+            if len(images) > keep:  # evenly spaced, not the first ones (files are often sorted by class)
+                images = [images[int(i)] for i in np.linspace(0, len(images) - 1, keep).round()]
+            subs = self.space.subsampling
+            if self.options["weights"] == "fisher":
+                stats = fisher_statistics(self.context.classifier, images, subs, draws=int(self.options["draws"]),
+                                          seed=self.seed)
+                luma = rd_curves(stats[subs[0]].luma_coefficients, stats[subs[0]].luma_weights)
+                for sub in subs:
+                    chroma = rd_curves(stats[sub].chroma_coefficients, stats[sub].chroma_weights)
+                    self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
+            else:
+                for sub in subs:
+                    y, c = block_coefficients(images, sub)
+                    luma = rd_curves(y, np.ones(64)) if not self._curves else next(iter(self._curves.values()))[0]
+                    chroma = rd_curves(c, np.ones(64))
+                    self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
+        return self._curves[subsampling]
+
+    def _design(self, u: np.ndarray, sub_index: int) -> QTable:
+        from ..rdopt import RDCurves, rd_steps
+
+        (llo, lhi), (clo, chi), (tlo, thi) = (self._ranges[k] for k in ("lam", "chroma_weight", "tilt"))
+        lam = math.exp(math.log(llo) + u[0] * (math.log(lhi) - math.log(llo)))
+        chroma_weight = math.exp(math.log(clo) + u[1] * (math.log(chi) - math.log(clo)))
+        tilt = tlo + u[2] * (thi - tlo)
+        blend = float(u[3])
+        subsampling = self.space.subsampling[sub_index]
+        luma, chroma, unit = self._curves_for(subsampling)
+        m = _FREQ ** -tilt
+        if self._single:
+            both = RDCurves(luma.distortion + chroma_weight * chroma.distortion, luma.rate + chroma.rate, luma.steps)
+            y = _blend(self._base.luma, rd_steps(both, lam * unit, m), blend)
+            table = QTable(y, None, subsampling=subsampling)
+        else:
+            y = _blend(self._base.luma, rd_steps(luma, lam * unit, m), blend)
+            c = _blend(self._base.chroma, rd_steps(chroma, lam * unit, chroma_weight * m), blend)
+            table = QTable(y, c, subsampling=subsampling)
+        self._params[table] = np.append(u, sub_index)
+        return table
+
+    def _unit_of(self, lam: float, chroma_weight: float, tilt: float, blend: float) -> np.ndarray:
+        (llo, lhi), (clo, chi), (tlo, thi) = (self._ranges[k] for k in ("lam", "chroma_weight", "tilt"))
+        return np.clip(np.array([
+            (math.log(lam) - math.log(llo)) / (math.log(lhi) - math.log(llo)),
+            (math.log(chroma_weight) - math.log(clo)) / (math.log(chi) - math.log(clo)),
+            (tilt - tlo) / (thi - tlo),
+            blend,
+        ]), 0.0, 1.0)
+
+    # -- SearchMethod ----------------------------------------------------------------------------
+    def _ask(self) -> QTable:
+        n_sub = len(self.space.subsampling)
+        n = self.n_asked
+        if n < n_sub:  # standard JPEG with each allowed subsampling
+            t = self._base if not self._single else QTable(self._base.luma, None)
+            return t.replace(subsampling=self.space.subsampling[n])
+        n -= n_sub
+        if n < len(_FIRST):  # the uncorrected design at three rate prices, then halfway to standard JPEG
+            subs = self.space.subsampling
+            return self._design(self._unit_of(*_FIRST[n]), subs.index("4:2:0") if "4:2:0" in subs else 0)
+        designs = [(v, i) for i, (t, v) in enumerate(self.scored()) if t in self._params]
+        if (n - len(_FIRST)) % 3 == 0 or not designs:
+            u = self.rng.random(4)
+            sub = int(self.rng.integers(n_sub))
+        else:  # around the best design so far (standard JPEG's tables, even when better, have no parameters)
+            p = self._params[self.scored()[max(designs)[1]][0]]
+            u = np.clip(p[:4] + self.rng.normal(0.0, float(self.options["local_sigma"]), 4), 0.0, 1.0)
+            sub = int(p[4]) if self.rng.random() < 0.8 else int(self.rng.integers(n_sub))
+        return self._design(u, sub)
+
+    def _rebind(self, asked: QTable, table: QTable) -> None:
+        if asked in self._params and table not in self._params:
+            self._params[table] = self._params[asked]
+
+
+def _blend(standard: tuple[int, ...], design: np.ndarray, blend: float) -> np.ndarray:
+    """Steps ``standard^(1 - blend) * design^blend`` (a geometric path from standard JPEG's shape to the design)."""
+    mixed = np.exp((1.0 - blend) * np.log(np.asarray(standard, float)) + blend * np.log(np.asarray(design, float)))
+    return np.clip(np.rint(mixed), 1, 255).astype(int)
+
+
+def _lam_unit(luma: Any, chroma: Any, base: QTable) -> float:
+    """Weighted error per bit of ``base`` (its steps rounded to the grid): the scale of ``lam``."""
+    def at(curves: Any, steps: tuple[int, ...]) -> tuple[float, float]:
+        j = np.abs(curves.steps[None, :] - np.asarray(steps)[:, None]).argmin(1)
+        return float(curves.distortion[np.arange(64), j].sum()), float(curves.rate[np.arange(64), j].sum())
+
+    dy, ry = at(luma, base.luma)
+    dc, rc = at(chroma, base.chroma)
+    return (dy + dc) / max(ry + rc, 1e-12) if dy + dc > 0 else 1.0

@@ -1,0 +1,54 @@
+"""The ``fisher`` search method: what it proposes, and that a real tuning run differentiates the real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnnjpeg import QTable
+from dnnjpeg.search import SearchContext, SearchError, make_method, tune
+from dnnjpeg.search.psnr import PSNREvaluator, synthetic_photos
+
+
+def photos() -> np.ndarray:
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (test extra) provides sample photos")
+    return np.stack([skimage_data.astronaut()[:128, :128], skimage_data.chelsea()[:128, :128]])
+
+
+def test_standard_tables_first_then_the_design_at_three_rate_prices() -> None:
+    m = make_method("fisher", "separate+subsampling", seed=0, context=SearchContext(images=photos()), weights="mse")
+    first = [m.ask() for _ in range(6)]
+    assert [t.subsampling for t in first[:3]] == list(m.space.subsampling)
+    assert all(t.luma == QTable.standard(50).luma and t.chroma == QTable.standard(50).chroma for t in first[:3])
+    mid, fine, coarse = first[3:]
+    assert {t.subsampling for t in (mid, fine, coarse)} == {"4:2:0"}
+    y = [np.array(t.luma) for t in (fine, mid, coarse)]
+    assert (y[0] <= y[1]).all() and (y[1] <= y[2]).all() and (y[0] < y[2]).any()
+
+
+def test_fisher_weights_need_the_model() -> None:
+    with pytest.raises(SearchError, match="needs the model.*weights='mse'"):
+        make_method("fisher", "separate", context=SearchContext(images=photos()))
+    with pytest.raises(SearchError, match="weights must be"):
+        make_method("fisher", "separate", context=SearchContext(images=photos()), weights="psnr")
+    with pytest.raises(SearchError, match="max_images"):
+        make_method("fisher", "separate", context=SearchContext(images=photos()), weights="mse", max_images=0)
+    # tune() checks before it evaluates anything: a PSNR evaluator has no model
+    with pytest.raises(SearchError, match="needs the model"):
+        tune(PSNREvaluator(synthetic_photos(2, 32)), "fisher", budget=2, objective="fitness-ce", curve_qualities=(20, 80))
+
+
+def test_tuning_run_designs_from_the_real_model(dev_data) -> None:
+    from dnnjpeg.evaluate import Evaluator
+
+    ev = Evaluator("efficientnet_lite0", dev_data, limit=6, workers=1)
+    res = tune(ev, "fisher", budget=5, objective="size-matched-kl:50", quality=50, project=True, space="separate",
+               curve_qualities=(30, 50, 80), options={"max_images": 6})
+    assert res.n_complete == 5 and np.isfinite(res.value)
+    # the designs come from the model's Fisher weights: squared-error weights give other tables
+    ctx = SearchContext(images=ev.images, classifier=ev.classifier)
+    by_model = make_method("fisher", "separate", context=ctx, max_images=6)
+    by_mse = make_method("fisher", "separate", context=ctx, max_images=6, weights="mse")
+    a = [by_model.ask() for _ in range(2)][1]
+    b = [by_mse.ask() for _ in range(2)][1]
+    assert a != b and a.chroma != QTable.standard(50).chroma
