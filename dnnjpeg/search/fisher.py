@@ -47,7 +47,7 @@ import numpy as np
 
 from ..qtable import QTable
 from .base import SearchError, SearchMethod, register_method
-from .shaped import _range
+from .shaped import _range, unit_proposal
 
 __all__ = ["FisherSearch"]
 
@@ -171,13 +171,9 @@ class FisherSearch(SearchMethod):
             subs = self.space.subsampling
             return self._design(self._unit_of(*_FIRST[n]), subs.index("4:2:0") if "4:2:0" in subs else 0)
         designs = [(v, i) for i, (t, v) in enumerate(self.scored()) if t in self._params]
-        if (n - len(_FIRST)) % 3 == 0 or not designs:
-            u = self.rng.random(4)
-            sub = int(self.rng.integers(n_sub))
-        else:  # around the best design so far (standard JPEG's tables, even when better, have no parameters)
-            p = self._params[self.scored()[max(designs)[1]][0]]
-            u = np.clip(p[:4] + self.rng.normal(0.0, float(self.options["local_sigma"]), 4), 0.0, 1.0)
-            sub = int(p[4]) if self.rng.random() < 0.8 else int(self.rng.integers(n_sub))
+        # around the best design so far (standard JPEG's tables, even when better, have no parameters)
+        around = self._params[self.scored()[max(designs)[1]][0]] if designs and (n - len(_FIRST)) % 3 else None
+        u, sub = unit_proposal(self.rng, around, 4, n_sub, float(self.options["local_sigma"]))
         return self._design(u, sub)
 
     def _rebind(self, asked: QTable, table: QTable) -> None:

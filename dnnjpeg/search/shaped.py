@@ -33,7 +33,7 @@ import numpy as np
 from ..qtable import QTable
 from .base import SearchError, SearchMethod, register_method
 
-__all__ = ["ShapedSearch", "shaped_table"]
+__all__ = ["ShapedSearch", "shaped_table", "unit_proposal"]
 
 _U, _V = np.divmod(np.arange(64), 8)
 _FREQ = (1.0 + _U + _V) / 8.0
@@ -119,18 +119,27 @@ class ShapedSearch(SearchMethod):
         if self.n_asked < n_sub:  # standard JPEG's shape with each allowed subsampling
             return self._table(self._origin, self.n_asked)
         best, _ = self.best
-        if (self.n_asked - n_sub) % 2 == 0 or best is None or best not in self._params:
-            u = self.rng.random(4)
-            sub = int(self.rng.integers(n_sub))
-        else:
-            p = self._params[best]
-            u = np.clip(p[:4] + self.rng.normal(0.0, float(self.options["local_sigma"]), 4), 0.0, 1.0)
-            sub = int(p[4]) if self.rng.random() < 0.8 else int(self.rng.integers(n_sub))
+        local = (self.n_asked - n_sub) % 2 == 1 and best is not None and best in self._params
+        u, sub = unit_proposal(self.rng, self._params[best] if local else None, 4, n_sub,
+                               float(self.options["local_sigma"]))
         return self._table(u, sub)
 
     def _rebind(self, asked: QTable, table: QTable) -> None:
         if asked in self._params and table not in self._params:
             self._params[table] = self._params[asked]
+
+
+def unit_proposal(rng: np.random.Generator, around: np.ndarray | None, dims: int, n_sub: int,
+                  sigma: float) -> tuple[np.ndarray, int]:
+    """A point of the unit box ``[0, 1]^dims`` and a subsampling index below ``n_sub``.
+
+    Uniform when ``around`` is ``None``; else a Gaussian step of ``sigma`` around ``around[:dims]``,
+    keeping its subsampling index ``around[dims]`` with probability 0.8.
+    """
+    if around is None:
+        return rng.random(dims), int(rng.integers(n_sub))
+    u = np.clip(around[:dims] + rng.normal(0.0, sigma, dims), 0.0, 1.0)
+    return u, int(around[dims]) if rng.random() < 0.8 else int(rng.integers(n_sub))
 
 
 def _range(name: str, value: Any, *, positive: bool) -> tuple[float, float]:
