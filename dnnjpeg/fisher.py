@@ -16,7 +16,8 @@ weight and the coefficient itself, so :mod:`dnnjpeg.rdopt` can compute the weigh
 would cause, exactly.
 
 Measured on EfficientNet-Lite0 and 250 dev crops (docs/search.md, *fisher*): the weighted error
-ranks tables like the real KL at qualities 75 and up, and underrates luma errors at low qualities,
+ranks tables like the real KL at qualities 75 and up, and underrates the KL of its own designs at
+low qualities (they move error from chroma into luma, whose errors are correlated between blocks),
 which is why :class:`dnnjpeg.search.fisher.FisherSearch` searches a correction instead of trusting it.
 
 Example:

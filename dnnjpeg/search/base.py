@@ -58,8 +58,8 @@ class SearchContext:
     Attributes:
         images: the images that will be compressed (``(N, H, W, 3)`` uint8 array or a list of
             arrays): DeepN-JPEG derives its table from their DCT statistics.
-        classifier: the :class:`~dnnjpeg.models.Classifier` being tuned for (methods with
-            ``needs_model``; ``fisher`` differentiates it).
+        classifier: the :class:`~dnnjpeg.models.Classifier` being tuned for (``fisher`` differentiates
+            it; the runner passes the evaluator's).
     """
 
     images: Any = None

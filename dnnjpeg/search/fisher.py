@@ -116,16 +116,16 @@ class FisherSearch(SearchMethod):
             if self.options["weights"] == "fisher":
                 stats = fisher_statistics(self.context.classifier, images, subs, draws=int(self.options["draws"]),
                                           seed=self.seed)
-                luma = rd_curves(stats[subs[0]].luma_coefficients, stats[subs[0]].luma_weights)
-                for sub in subs:
-                    chroma = rd_curves(stats[sub].chroma_coefficients, stats[sub].chroma_weights)
-                    self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
+                luma_cw = (stats[subs[0]].luma_coefficients, stats[subs[0]].luma_weights)
+                chroma_cw = {sub: (stats[sub].chroma_coefficients, stats[sub].chroma_weights) for sub in subs}
             else:
-                for sub in subs:
-                    y, c = block_coefficients(images, sub)
-                    luma = rd_curves(y, np.ones(64)) if not self._curves else next(iter(self._curves.values()))[0]
-                    chroma = rd_curves(c, np.ones(64))
-                    self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
+                coefficients = {sub: block_coefficients(images, sub) for sub in subs}
+                luma_cw = (coefficients[subs[0]][0], np.ones(64))
+                chroma_cw = {sub: (coefficients[sub][1], np.ones(64)) for sub in subs}
+            luma = rd_curves(*luma_cw)
+            for sub in subs:
+                chroma = rd_curves(*chroma_cw[sub])
+                self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
         return self._curves[subsampling]
 
     def _design(self, u: np.ndarray, sub_index: int) -> QTable:
