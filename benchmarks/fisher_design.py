@@ -1,18 +1,23 @@
 """How good is the uncorrected Fisher RD-OPT design?  Held-out KL at equal bytes, class-disjoint folds.
 
 For each fold (tune on one half of the classes, measure on the other) and each quality q, the
-table is designed on the tuning half by :mod:`dnnjpeg.rdopt` with three kinds of weights -- the
-model's Fisher information (``fisher``), the same averaged per frequency (``fisher-freq``: no
-per-block information) and ones (``mse``: classic RD-OPT for squared error) -- with the rate price
-``lam`` bisected so the table's real libjpeg size on the tuning half matches standard JPEG q.
+table is designed on the tuning half by :mod:`dnnjpeg.rdopt` with four kinds of weights -- the
+model's Fisher information at the original images (``fisher``), the same at the images as standard
+JPEG q decodes them (``fisher-decoded``: what ``FisherSearch`` uses by default), the first averaged
+per frequency (``fisher-freq``: no per-block information) and ones (``mse``: classic RD-OPT for
+squared error) -- and each of three rate models (``--rates``): libjpeg's Huffman bits with standard
+JPEG q's zero runs (``huffman``), the same in a second pass with the zero runs of the design that
+spends standard q's modeled bits (``huffman2``, what ``FisherSearch`` does by default), or the
+run-blind proxy (``proxy``), with the rate price ``lam`` bisected so the table's real libjpeg size on the tuning
+half matches standard JPEG q.
 On the held-out half it reports bytes, KL, top-1, and the *saving at equal KL*: the table's bytes
 over the bytes standard JPEG needs for the same held-out KL (log-bytes interpolation of its curve
 at qualities 5..95), minus one.  Negative is better.  ``--check`` also prints, on the tuning half,
 the Fisher-predicted KL (diagonal, 1/2 sum F e^2) next to the real KL of standard tables and the
 designs: the quadratic model's blind spots.
 
-Example (CPU, about 5 minutes per fold for three qualities):
-    python benchmarks/fisher_design.py --data ../shared/data/imagenet-sample-dev --fold 0 --qualities 30 50 75
+Example (CPU, about 8 minutes per fold for four qualities):
+    python benchmarks/fisher_design.py --data ../shared/data/imagenet-sample-dev --fold 0 --qualities 30 50 75 90
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--fold-seed", type=int, default=0)
     p.add_argument("--qualities", type=int, nargs="+", default=[30, 50, 75])
-    p.add_argument("--weights", nargs="+", default=["fisher", "fisher-freq", "mse"],
-                   choices=["fisher", "fisher-freq", "mse"])
+    p.add_argument("--weights", nargs="+", default=["fisher", "fisher-decoded"],
+                   choices=["fisher", "fisher-decoded", "fisher-freq", "mse"])
+    p.add_argument("--rates", nargs="+", default=["proxy", "huffman", "huffman2"],
+                   choices=["proxy", "huffman", "huffman2"])
     p.add_argument("--check", action="store_true", help="also print predicted vs real KL on the tuning half")
     p.add_argument("--out", type=Path, help="write the measurements as JSON")
     args = p.parse_args(argv)
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from dnnjpeg.data import class_disjoint_folds, load_dataset
     from dnnjpeg.fisher import fisher_statistics
     from dnnjpeg.models import get
-    from dnnjpeg.rdopt import rd_curves, rd_steps
+    from dnnjpeg.rdopt import lam_for_rate, rd_curves, rd_steps
 
     t0 = time.perf_counter()
     ds = load_dataset(args.data)
@@ -62,31 +69,44 @@ def main(argv: list[str] | None = None) -> int:
           f"of {ds.root}", flush=True)
 
     st = fisher_statistics(clf, crops[train], ("4:2:0",))["4:2:0"]
-    curves: dict[str, tuple[Any, Any]] = {}
-    for name in args.weights:
-        if name == "fisher":
-            wy, wc = st.luma_weights, st.chroma_weights
-        elif name == "fisher-freq":
-            wy, wc = st.luma_weights.mean(0), st.chroma_weights.mean(0)
-        else:
-            wy, wc = np.ones(64), np.ones(64)
-        curves[name] = (rd_curves(st.luma_coefficients, wy), rd_curves(st.chroma_coefficients, wc))
-    print(f"statistics and curves: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"statistics: {time.perf_counter() - t0:.0f} s", flush=True)
 
-    def design(name: str, lam: float) -> QTable:
-        ly, lc = curves[name]
-        return QTable(rd_steps(ly, lam), rd_steps(lc, lam), subsampling="4:2:0")
+    decoded_stats: dict[int, Any] = {}
+
+    def weights(name: str, q: int) -> tuple[Any, Any]:
+        if name == "fisher":
+            return st.luma_weights, st.chroma_weights
+        if name == "fisher-decoded":
+            if q not in decoded_stats:
+                decoded, _ = codec.roundtrip_batch(crops[train], QTable.standard(q))
+                decoded_stats[q] = fisher_statistics(clf, decoded, ("4:2:0",))["4:2:0"]
+            return decoded_stats[q].luma_weights, decoded_stats[q].chroma_weights
+        if name == "fisher-freq":
+            return st.luma_weights.mean(0), st.chroma_weights.mean(0)
+        return np.ones(64), np.ones(64)
+
+    def designer(wy: Any, wc: Any, rate: str, q: int) -> Any:
+        def curves(ref_y: Any, ref_c: Any) -> tuple[Any, Any]:
+            return (rd_curves(st.luma_coefficients, wy, reference=ref_y, component="luma"),
+                    rd_curves(st.chroma_coefficients, wc, reference=ref_c, component="chroma"))
+
+        std = QTable.standard(q)
+        ly, lc = curves(std.luma, std.chroma) if rate != "proxy" else curves(None, None)
+        if rate == "huffman2":  # as FisherSearch's second pass: runs of the design spending standard q's modeled bits
+            lam = lam_for_rate([ly, lc], ly.totals(std.luma)[1] + lc.totals(std.chroma)[1])
+            ly, lc = curves(rd_steps(ly, lam), rd_steps(lc, lam))
+        return lambda lam: QTable(rd_steps(ly, lam), rd_steps(lc, lam), subsampling="4:2:0")
 
     def mean_bytes(table: QTable, idx: np.ndarray) -> float:
         return float(codec.sizes(crops[idx], table).mean())
 
-    def matched(name: str, target: float) -> tuple[QTable, float]:
+    def matched(design: Any, target: float) -> tuple[QTable, float]:
         """The design whose tuning-half size is the largest not above ``target`` (bisection on log lam)."""
         lo, hi = math.log(1e-12), math.log(1e6)
         best: tuple[QTable, float] | None = None
         for _ in range(50):
             mid = (lo + hi) / 2
-            t = design(name, math.exp(mid))
+            t = design(math.exp(mid))
             b = mean_bytes(t, train)
             if b <= target:
                 best, hi = (t, b), mid
@@ -116,17 +136,17 @@ def main(argv: list[str] | None = None) -> int:
                               "model": clf.name, "device": str(clf.device), "data": str(ds.root),
                               "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                               "fold": args.fold, "rows": []}
-    print(f"{'q':>3} {'weights':12} {'bytes':>7} {'std bytes':>9} {'KL':>7} {'std KL':>7} {'top1':>6} {'std':>6} "
+    print(f"{'q':>3} {'weights/rate':22} {'bytes':>7} {'std bytes':>9} {'KL':>7} {'std KL':>7} {'top1':>6} {'std':>6} "
           f"{'saving at equal KL':>19}")
     for q in args.qualities:
         target = mean_bytes(QTable.standard(q), train)
-        for name in args.weights:
-            table, _ = matched(name, target)
+        for name, rate in [(w, r) for w in args.weights for r in args.rates]:
+            table, _ = matched(designer(*weights(name, q), rate, q), target)
             r = judge(table, test, ref_test)
             s = standard[q]
-            print(f"{q:>3} {name:12} {r['bytes']:7.0f} {s['bytes']:9.0f} {r['kl']:7.4f} {s['kl']:7.4f} "
+            print(f"{q:>3} {name + '/' + rate:22} {r['bytes']:7.0f} {s['bytes']:9.0f} {r['kl']:7.4f} {s['kl']:7.4f} "
                   f"{r['top1']:6.3f} {s['top1']:6.3f} {100 * saving(r):+18.1f}%", flush=True)
-            row = {"quality": q, "weights": name, "table": table.to_dict(), **r, "saving_at_equal_kl": saving(r)}
+            row = {"quality": q, "weights": name, "rate": rate, "table": table.to_dict(), **r, "saving_at_equal_kl": saving(r)}
             if args.check:
                 real = judge(table, train, ref_train)["kl"]
                 std_real = judge(QTable.standard(q), train, ref_train)["kl"]

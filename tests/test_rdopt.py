@@ -74,3 +74,16 @@ def test_bad_arguments_are_named() -> None:
         rd_steps(curves, float("nan"))
     with pytest.raises(ValueError, match="multipliers"):
         rd_steps(curves, 1.0, np.ones(3))
+
+
+def test_lam_for_rate_spends_the_budget_and_no_more(coefficients: np.ndarray) -> None:
+    from dnnjpeg.rdopt import lam_for_rate
+
+    curves = rd_curves(coefficients, np.ones(64))
+    for budget in (0.3, 0.6) * np.asarray(curves.totals([1] * 64)[1]):
+        lam = lam_for_rate([curves, curves], 2 * budget)
+        spent = curves.totals(rd_steps(curves, lam))[1]
+        assert spent <= budget
+        assert curves.totals(rd_steps(curves, lam * 0.98))[1] > spent  # a little cheaper rate buys more bits
+    with pytest.raises(ValueError, match="no design spends"):
+        lam_for_rate([curves], 1.0)  # less than the DC alone costs at the coarsest step

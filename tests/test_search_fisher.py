@@ -31,6 +31,12 @@ def test_fisher_weights_need_the_model() -> None:
         make_method("fisher", "separate", context=SearchContext(images=photos()))
     with pytest.raises(SearchError, match="weights must be"):
         make_method("fisher", "separate", context=SearchContext(images=photos()), weights="psnr")
+    with pytest.raises(SearchError, match="option rate must be one of 'huffman', 'proxy'"):
+        make_method("fisher", "separate", context=SearchContext(images=photos()), weights="mse", rate="bits")
+    with pytest.raises(SearchError, match="option fisher_at must be one of"):
+        make_method("fisher", "separate", context=SearchContext(images=photos()), fisher_at="midpoint")
+    with pytest.raises(SearchError, match="rate_passes"):
+        make_method("fisher", "separate", context=SearchContext(images=photos()), weights="mse", rate_passes=0)
     with pytest.raises(SearchError, match="max_images"):
         make_method("fisher", "separate", context=SearchContext(images=photos()), weights="mse", max_images=0)
     # tune() checks before it evaluates anything: a PSNR evaluator has no model
@@ -52,3 +58,34 @@ def test_tuning_run_designs_from_the_real_model(dev_data) -> None:
     a = [by_model.ask() for _ in range(2)][1]
     b = [by_mse.ask() for _ in range(2)][1]
     assert a != b and a.chroma != QTable.standard(50).chroma
+
+
+def first_design(**kwargs) -> QTable:
+    quality = kwargs.pop("quality", None)
+    m = make_method("fisher", "separate", seed=0, context=SearchContext(images=photos(), quality=quality),
+                    weights="mse", **kwargs)
+    return [m.ask() for _ in range(2)][1]
+
+
+def test_huffman_rate_designs_for_the_size_it_will_be_matched_to() -> None:
+    # the Huffman rate takes its zero runs from standard JPEG at the projected quality (base_quality without one)
+    assert first_design(quality=20) != first_design(quality=90)
+    assert first_design() == first_design(quality=50)
+    assert first_design(rate="proxy", quality=20) == first_design(rate="proxy", quality=90)
+    assert first_design(rate="proxy") != first_design()
+    # the second pass takes the runs from the design that spends standard JPEG's modeled bits
+    assert first_design(rate_passes=1, quality=30) != first_design(rate_passes=2, quality=30)
+
+
+def test_tune_tells_the_method_the_projected_quality() -> None:
+    from dnnjpeg.search.projection import SizeProjectedEvaluator
+
+    ev = PSNREvaluator(photos())
+    res = tune(ev, "fisher", budget=2, objective="fitness-ce", quality=20, project=True, space="separate",
+               curve_qualities=(10, 20, 80), options={"weights": "mse"})
+    design = next(t for t in res.trials if t["seq"] == 1)["metrics"]
+    projected = SizeProjectedEvaluator(ev, 20)
+    for quality, same in ((20, True), (90, False)):  # the design for q20 was evaluated, not the one for q90
+        expected = projected.evaluate(first_design(quality=quality)).summary()
+        assert (design["ce"], design["bytes_mean"]) == (expected["ce"], expected["bytes_mean"]) if same else \
+            (design["ce"], design["bytes_mean"]) != (expected["ce"], expected["bytes_mean"])

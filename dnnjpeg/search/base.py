@@ -60,10 +60,13 @@ class SearchContext:
             arrays): DeepN-JPEG derives its table from their DCT statistics.
         classifier: the :class:`~dnnjpeg.models.Classifier` being tuned for (``fisher`` differentiates
             it; the runner passes the evaluator's).
+        quality: the standard JPEG quality every candidate will be size-matched to, when the search
+            is projected (``tune(..., project=True)``); ``fisher`` designs around that size.
     """
 
     images: Any = None
     classifier: Any = None
+    quality: int | None = None
 
 
 def derive_seed(seed: int, *keys: int) -> int:

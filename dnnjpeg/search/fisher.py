@@ -4,10 +4,14 @@ The method asks the model which DCT coefficients matter (:mod:`dnnjpeg.fisher`: 
 information of its prediction, per block and frequency, from a few backward passes over the tuning
 images), then designs tables the way RD-OPT designs them for mean squared error
 (:mod:`dnnjpeg.rdopt`): each step minimises its frequency's Fisher-weighted squared error plus
-``lam`` times its estimated bits.  To second order that weighted error *is* the KL divergence the
-size-matched objectives measure, but the approximation holds only for small errors: on
-EfficientNet-Lite0 it ranks tables like the real KL at quality 75 and up, and underrates luma
-errors at quality 50 and below (docs/search.md, *fisher*).  So the method does not trust one
+``lam`` times its bits.  The bits are libjpeg's (standard Huffman tables, :mod:`dnnjpeg.jpegbits`)
+with the zero runs of the size being designed for -- standard JPEG at the quality the candidates
+are size-matched to (``context.quality``, else ``base_quality``), then, in a second pass, the
+uncorrected design that spends as many modeled bits -- and the Fisher weights are taken at the
+tuning images as that standard table decodes them, where the model will see the errors.  To second
+order that weighted error *is* the KL divergence the size-matched objectives measure, but the
+approximation holds only for small errors: on EfficientNet-Lite0 it ranks tables like the real KL
+at quality 75 and up, and underrates luma errors at quality 50 and below (docs/search.md, *fisher*).  So the method does not trust one
 design; it searches four parameters of the design, each proposal scored by the real objective:
 
 * ``lam``: the rate price, relative to the ratio of weighted error to bits of standard JPEG's
@@ -29,6 +33,11 @@ serves all components.
 
 Options:
     weights: ``"fisher"`` (default; needs ``context.classifier``) or ``"mse"``.
+    rate: ``"huffman"`` (default: libjpeg's bits with the zero runs of the size designed for) or
+        ``"proxy"`` (run-blind, :mod:`dnnjpeg.diffjpeg`'s; undercharges isolated coefficients).
+    rate_passes: passes of the Huffman rate (default 2: runs of standard JPEG, then of the design).
+    fisher_at: ``"decoded"`` (default: the images as standard JPEG at the designed-for size decodes
+        them) or ``"original"``.
     max_images: tuning images used for the statistics (default 250, evenly spaced among them).
     draws: random-sign backward passes per image (default 2).
     base_quality: the standard table proposed first (default 50).
@@ -74,19 +83,22 @@ class FisherSearch(SearchMethod):
 
     needs_images = True
     defaults: ClassVar[dict[str, Any]] = {
-        "weights": "fisher", "max_images": 250, "draws": 2, "base_quality": 50,
+        "weights": "fisher", "rate": "huffman", "rate_passes": 2, "fisher_at": "decoded", "max_images": 250,
+        "draws": 2, "base_quality": 50,
         "lam": [0.1, 10.0], "chroma_weight": [0.2, 5.0], "tilt": [-1.0, 1.0], "local_sigma": 0.15,
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         o = self.options
-        if o["weights"] not in ("fisher", "mse"):
-            raise SearchError(f"option weights must be 'fisher' or 'mse', got {o['weights']!r}")
+        for key, allowed in (("weights", ("fisher", "mse")), ("rate", ("huffman", "proxy")),
+                             ("fisher_at", ("decoded", "original"))):
+            if o[key] not in allowed:
+                raise SearchError(f"option {key} must be one of {', '.join(map(repr, allowed))}, got {o[key]!r}")
         if o["weights"] == "fisher" and self.context.classifier is None:
             raise SearchError("method 'fisher' needs the model (SearchContext(classifier=...)); "
                               "weights='mse' designs for squared error without one")
-        for key in ("max_images", "draws"):
+        for key in ("max_images", "draws", "rate_passes"):
             v = o[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise SearchError(f"option {key} must be a positive integer, got {v!r}")
@@ -102,31 +114,56 @@ class FisherSearch(SearchMethod):
         self._params: dict[QTable, np.ndarray] = {}
 
     # -- statistics and designs ----------------------------------------------------------------
+    def _reference(self) -> QTable:
+        """Standard JPEG at the size the candidates are matched to (``base_quality`` when unknown)."""
+        q = self.context.quality
+        return QTable.standard(int(q)) if q is not None else self._base
+
     def _curves_for(self, subsampling: str) -> tuple[Any, Any, float]:
         """RD curves of luma and chroma at ``subsampling``, and the ``lam`` unit (all subsamplings at once)."""
         if not self._curves:
             from ..fisher import block_coefficients, fisher_statistics
             from ..rdopt import rd_curves
 
+            o = self.options
             images = self.context.images
-            keep = int(self.options["max_images"])
+            keep = int(o["max_images"])
             if len(images) > keep:  # evenly spaced, not the first ones (files are often sorted by class)
                 images = [images[int(i)] for i in np.linspace(0, len(images) - 1, keep).round()]
             subs = self.space.subsampling
-            if self.options["weights"] == "fisher":
-                stats = fisher_statistics(self.context.classifier, images, subs, draws=int(self.options["draws"]),
-                                          seed=self.seed)
-                luma_cw = (stats[subs[0]].luma_coefficients, stats[subs[0]].luma_weights)
-                chroma_cw = {sub: (stats[sub].chroma_coefficients, stats[sub].chroma_weights) for sub in subs}
+            reference = self._reference()
+            coefficients = {sub: block_coefficients(images, sub) for sub in subs}
+            if o["weights"] == "fisher":
+                at = images
+                if o["fisher_at"] == "decoded":  # the model's sensitivity at the size being designed for
+                    from ..codec import Codec
+
+                    at, _ = Codec().roundtrip_batch(images, reference.replace(subsampling="4:2:0"))
+                stats = fisher_statistics(self.context.classifier, at, subs, draws=int(o["draws"]), seed=self.seed)
+                luma_w, chroma_w = stats[subs[0]].luma_weights, {sub: stats[sub].chroma_weights for sub in subs}
             else:
-                coefficients = {sub: block_coefficients(images, sub) for sub in subs}
-                luma_cw = (coefficients[subs[0]][0], np.ones(64))
-                chroma_cw = {sub: (coefficients[sub][1], np.ones(64)) for sub in subs}
-            luma = rd_curves(*luma_cw)
-            for sub in subs:
-                chroma = rd_curves(*chroma_cw[sub])
-                self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
+                luma_w, chroma_w = np.ones(64), dict.fromkeys(subs, np.ones(64))
+            ref_y: Any = reference.luma if o["rate"] == "huffman" else None
+            ref_c: Any = (reference.luma if self._single else reference.chroma) if ref_y is not None else None
+            main = "4:2:0" if "4:2:0" in subs else subs[0]  # the reference's subsampling, when allowed
+            for n in range(int(o["rate_passes"]) if ref_y is not None else 1):
+                if n:  # zero runs from the uncorrected design that spends the reference's modeled bits
+                    ref_y, ref_c = self._refined_reference(*self._curves[main][:2], ref_y, ref_c)
+                luma = rd_curves(coefficients[subs[0]][0], luma_w, reference=ref_y, component="luma")
+                for sub in subs:
+                    chroma = rd_curves(coefficients[sub][1], chroma_w[sub], reference=ref_c, component="chroma")
+                    self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
         return self._curves[subsampling]
+
+    def _refined_reference(self, luma: Any, chroma: Any, ref_y: Any, ref_c: Any) -> tuple[np.ndarray, np.ndarray]:
+        from ..rdopt import RDCurves, lam_for_rate, rd_steps
+
+        if self._single:
+            both = RDCurves(luma.distortion + chroma.distortion, luma.rate + chroma.rate, luma.steps)
+            steps = rd_steps(both, lam_for_rate([both], both.totals(ref_y)[1]))
+            return steps, steps
+        lam = lam_for_rate([luma, chroma], luma.totals(ref_y)[1] + chroma.totals(ref_c)[1])
+        return rd_steps(luma, lam), rd_steps(chroma, lam)
 
     def _design(self, u: np.ndarray, sub_index: int) -> QTable:
         from ..rdopt import RDCurves, rd_steps
@@ -189,10 +226,6 @@ def _blend(standard: tuple[int, ...], design: np.ndarray, blend: float) -> np.nd
 
 def _lam_unit(luma: Any, chroma: Any, base: QTable) -> float:
     """Weighted error per bit of ``base`` (its steps rounded to the grid): the scale of ``lam``."""
-    def at(curves: Any, steps: tuple[int, ...]) -> tuple[float, float]:
-        j = np.abs(curves.steps[None, :] - np.asarray(steps)[:, None]).argmin(1)
-        return float(curves.distortion[np.arange(64), j].sum()), float(curves.rate[np.arange(64), j].sum())
-
-    dy, ry = at(luma, base.luma)
-    dc, rc = at(chroma, base.chroma)
+    dy, ry = luma.totals(base.luma)
+    dc, rc = chroma.totals(base.chroma)
     return (dy + dc) / max(ry + rc, 1e-12) if dy + dc > 0 else 1.0

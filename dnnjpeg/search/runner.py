@@ -268,6 +268,7 @@ class _Job:
     fidelity: Fidelity | None
     n_images: int
     rung_objectives: dict[int, Objective] = field(default_factory=dict)
+    quality: int | None = None  # the standard quality every candidate is size-projected to, if any
 
 
 def _pruner(fidelity: Fidelity | None) -> Any:
@@ -317,8 +318,8 @@ def _work(job: _Job, evaluator: Any, storage: Any = None, on_trial: Callable[[An
     try:
         reap_dead_trials(study, job.spec, job.study_name, claim)
         cls = method_class(job.method)
-        context = SearchContext(images=evaluator.images, classifier=getattr(evaluator, "classifier", None)) \
-            if cls.needs_images else None
+        context = SearchContext(images=evaluator.images, classifier=getattr(evaluator, "classifier", None),
+                                quality=job.quality) if cls.needs_images else None
         method = make_method(job.method, job.space, seed=stream_seed(job.seed, claim.stream), budget=job.budget,
                              context=context, **job.options)
         try:
@@ -620,7 +621,8 @@ def tune(
         raise SearchError(f"method {method!r} is multi-objective; Optuna cannot prune it (drop --fidelity)")
     # fail early on bad options (a small grey stand-in image for methods that need images)
     make_method(method, sp, seed=seed, budget=budget, context=SearchContext(
-        images=np.full((1, 16, 16, 3), 128, np.uint8), classifier=getattr(evaluator, "classifier", None)), **opts)
+        images=np.full((1, 16, 16, 3), 128, np.uint8), classifier=getattr(evaluator, "classifier", None),
+        quality=quality if project else None), **opts)
     spec = parse_storage(storage)
     if workers > 1 and spec.kind == "memory":
         raise SearchError("workers > 1 need a persistent storage (a journal file path or a postgresql:// URL)")
@@ -640,7 +642,8 @@ def tune(
     study = open_study(store, spec, name, config, cls.directions, _pruner(fid))
     std_curve = _study_curve(study, evaluator, ident, obj, curve, curve_qualities, progress)
     bound = obj.bind(_bare_curve(std_curve))
-    job = _Job(spec, name, method, str(sp), seed, budget, opts, bound, fid, ident["n_images"])
+    job = _Job(spec, name, method, str(sp), seed, budget, opts, bound, fid, ident["n_images"],
+               quality=quality if project else None)
     if fid is not None:
         job.rung_objectives = _rung_objectives(study, evaluator, obj, std_curve, fid, seed, ident["n_images"], progress)
     searched = evaluator
