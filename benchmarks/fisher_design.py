@@ -8,8 +8,8 @@ per frequency (``fisher-freq``: no per-block information) and ones (``mse``: cla
 squared error) -- and each of three rate models (``--rates``): libjpeg's Huffman bits with standard
 JPEG q's zero runs (``huffman``), the same in a second pass with the zero runs of the design that
 spends standard q's modeled bits (``huffman2``, what ``FisherSearch`` does by default), or the
-run-blind proxy (``proxy``), with the rate price ``lam`` bisected so the table's real libjpeg size on the tuning
-half matches standard JPEG q.
+run-blind proxy (``proxy``), with the rate price ``lam`` bisected so the table's real libjpeg size
+on the tuning half matches standard JPEG q.
 On the held-out half it reports bytes, KL, top-1, and the *saving at equal KL*: the table's bytes
 over the bytes standard JPEG needs for the same held-out KL (log-bytes interpolation of its curve
 at qualities 5..95), minus one.  Negative is better.  ``--check`` also prints, on the tuning half,
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from dnnjpeg.data import class_disjoint_folds, load_dataset
     from dnnjpeg.fisher import fisher_statistics
     from dnnjpeg.models import get
-    from dnnjpeg.rdopt import lam_for_rate, rd_curves, rd_steps
+    from dnnjpeg.rdopt import rd_curves, rd_steps, rd_steps_for_rate
 
     t0 = time.perf_counter()
     ds = load_dataset(args.data)
@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         std = QTable.standard(q)
         ly, lc = curves(std.luma, std.chroma) if rate != "proxy" else curves(None, None)
         if rate == "huffman2":  # as FisherSearch's second pass: runs of the design spending standard q's modeled bits
-            lam = lam_for_rate([ly, lc], ly.totals(std.luma)[1] + lc.totals(std.chroma)[1])
-            ly, lc = curves(rd_steps(ly, lam), rd_steps(lc, lam))
+            ly, lc = curves(*rd_steps_for_rate([ly, lc], ly.totals(std.luma)[1] + lc.totals(std.chroma)[1]))
         return lambda lam: QTable(rd_steps(ly, lam), rd_steps(lc, lam), subsampling="4:2:0")
 
     def mean_bytes(table: QTable, idx: np.ndarray) -> float:

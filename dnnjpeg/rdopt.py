@@ -39,7 +39,7 @@ import numpy as np
 from .diffjpeg import RATE_NONZERO_BITS
 from .jpegbits import COMPONENTS, coefficient_bits
 
-__all__ = ["STEP_GRID", "RDCurves", "lam_for_rate", "rd_curves", "rd_steps"]
+__all__ = ["STEP_GRID", "RDCurves", "lam_for_rate", "rd_curves", "rd_steps", "rd_steps_for_rate"]
 
 #: Candidate steps: every step 1..24, then about 4% apart up to 255.
 STEP_GRID: np.ndarray = np.unique(np.concatenate([np.arange(1, 25), np.rint(np.geomspace(25, 255, 60))])).astype(int)
@@ -175,3 +175,10 @@ def lam_for_rate(curves: Sequence[RDCurves], bits: float, *, iterations: int = 6
         else:
             lo = mid
     return math.exp(hi)
+
+
+def rd_steps_for_rate(curves: Sequence[RDCurves], bits: float) -> list[np.ndarray]:
+    """The designs (one per curve, one shared ``lam``) that spend at most ``bits`` in all, as closely as
+    :func:`lam_for_rate` finds."""
+    lam = lam_for_rate(curves, bits)
+    return [rd_steps(c, lam) for c in curves]

@@ -156,14 +156,14 @@ class FisherSearch(SearchMethod):
         return self._curves[subsampling]
 
     def _refined_reference(self, luma: Any, chroma: Any, ref_y: Any, ref_c: Any) -> tuple[np.ndarray, np.ndarray]:
-        from ..rdopt import RDCurves, lam_for_rate, rd_steps
+        from ..rdopt import RDCurves, rd_steps_for_rate
 
         if self._single:
             both = RDCurves(luma.distortion + chroma.distortion, luma.rate + chroma.rate, luma.steps)
-            steps = rd_steps(both, lam_for_rate([both], both.totals(ref_y)[1]))
+            (steps,) = rd_steps_for_rate([both], both.totals(ref_y)[1])
             return steps, steps
-        lam = lam_for_rate([luma, chroma], luma.totals(ref_y)[1] + chroma.totals(ref_c)[1])
-        return rd_steps(luma, lam), rd_steps(chroma, lam)
+        y, c = rd_steps_for_rate([luma, chroma], luma.totals(ref_y)[1] + chroma.totals(ref_c)[1])
+        return y, c
 
     def _design(self, u: np.ndarray, sub_index: int) -> QTable:
         from ..rdopt import RDCurves, rd_steps
