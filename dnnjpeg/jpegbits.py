@@ -78,14 +78,21 @@ def standard_code_lengths() -> dict[tuple[str, str], np.ndarray]:
     return tables
 
 
-def _check(coefficients: np.ndarray, steps: Sequence[int], what: str) -> tuple[np.ndarray, np.ndarray]:
+def _coefficients(coefficients: np.ndarray) -> np.ndarray:
     c = np.asarray(coefficients, dtype=np.float32)
     if c.ndim != 2 or c.shape[1] != 64 or len(c) == 0:
         raise ValueError(f"coefficients must be (blocks, 64) with blocks >= 1, got {c.shape}")
+    return c
+
+
+def _steps(steps: Sequence[int], what: str, *, table: bool) -> np.ndarray:
+    """Steps >= 1 as float64; exactly 64 of them when ``steps`` is a ``table``."""
     s = np.asarray(steps, dtype=np.float64)
     if s.ndim != 1 or len(s) == 0 or not np.isfinite(s).all() or (s < 1).any():
         raise ValueError(f"{what} must be steps >= 1, got {steps!r}")
-    return c, s
+    if table and s.shape != (64,):
+        raise ValueError(f"{what} must be 64 steps, got {len(s)}")
+    return s
 
 
 def _component(component: str) -> str:
@@ -109,11 +116,10 @@ def _runs(zigzag_coefficients: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return np.maximum(pos - before - 1, 0)
 
 
-def _dc_bits(dc: np.ndarray, step: float, dc_lengths: np.ndarray) -> float:
-    """Bits of the DC differences (each block's from the one before it; the first from zero)."""
-    level = np.rint(dc / step)
-    size = _size(np.diff(level, prepend=0.0), _MAX_DC_SIZE)
-    return float((dc_lengths[size] + size).sum())
+def _dc_bits(dc_levels: np.ndarray, dc_lengths: np.ndarray) -> np.ndarray:
+    """Bits of each block's DC difference (from the block before it; the first from zero)."""
+    size = _size(np.diff(dc_levels, prepend=0.0), _MAX_DC_SIZE)
+    return dc_lengths[size] + size
 
 
 def coefficient_bits(
@@ -150,10 +156,9 @@ def coefficient_bits(
     """
     lengths = standard_code_lengths()
     component = _component(component)
-    c, ref = _check(coefficients, reference, "reference")
-    _, grid = _check(np.zeros((1, 64)), steps, "steps")
-    if ref.shape != (64,):
-        raise ValueError(f"reference must be 64 steps, got {len(ref)}")
+    c = _coefficients(coefficients)
+    ref = _steps(reference, "reference", table=True)
+    grid = _steps(steps, "steps", table=False)
     rows = np.arange(len(c))
     if max_blocks is not None and len(c) > max_blocks:
         rows = np.linspace(0, len(c) - 1, int(max_blocks)).round().astype(int)
@@ -163,7 +168,7 @@ def coefficient_bits(
     bits = np.empty((64, len(grid)))
     for j, q in enumerate(grid):
         bits[_ZIGZAG, j] = _ac_bits(_size(np.rint(cz / q), _MAX_AC_SIZE), runs, lengths["ac", component]).sum(0) * scale
-        bits[0, j] = _dc_bits(c[:, 0], q, lengths["dc", component])
+        bits[0, j] = _dc_bits(np.rint(c[:, 0] / q), lengths["dc", component]).sum()
     return bits
 
 
@@ -189,14 +194,12 @@ def block_bits(coefficients: np.ndarray, table: Sequence[int], component: str = 
     """
     lengths = standard_code_lengths()
     component = _component(component)
-    c, steps = _check(coefficients, table, "table")
-    if steps.shape != (64,):
-        raise ValueError(f"table must be 64 steps, got {len(steps)}")
+    c = _coefficients(coefficients)
+    steps = _steps(table, "table", table=True)
     cz = c[:, _ZIGZAG]
     levels = np.rint(cz / steps[_ZIGZAG])
     size = _size(levels, _MAX_AC_SIZE)
     ac = lengths["ac", component]
     cost = _ac_bits(size, _runs(cz, steps), ac).sum(1)
     eob = np.where(size[:, 63] > 0, 0.0, ac[0x00])
-    dc_size = _size(np.diff(levels[:, 0], prepend=0.0), _MAX_DC_SIZE)
-    return cost + eob + lengths["dc", component][dc_size] + dc_size
+    return cost + eob + _dc_bits(levels[:, 0], lengths["dc", component])
