@@ -166,3 +166,22 @@ def test_two_workers_then_two_more_replay_their_streams(tmp_path) -> None:
     res = tune(ev, "bandit", budget=16, objective="fitness-ce", storage=path, workers=2, curve_qualities=CURVE)
     assert res.n_complete == 16
     assert len({(t["stream"], t["seq"]) for t in res.trials}) == 16
+
+
+def test_rerun_of_a_finished_study_builds_no_method(ev, tmp_path, monkeypatch) -> None:
+    # a finished study has nothing to ask: the rerun reads its trials without rebuilding the method
+    # (fisher's statistics and curves take minutes on real data); a larger budget still replays it
+    from dnnjpeg.search.fisher import FisherSearch
+
+    designs = []
+    curves_for = FisherSearch._curves_for
+    monkeypatch.setattr(FisherSearch, "_curves_for", lambda self, sub: designs.append(sub) or curves_for(self, sub))
+    path = str(tmp_path / "f.journal")
+    options = {"weights": "mse"}
+    first = tune(ev, "fisher", budget=6, objective="fitness-ce", storage=path, options=options, curve_qualities=CURVE)
+    assert designs, "the first run designs tables"
+    designs.clear()
+    again = tune(ev, "fisher", budget=6, objective="fitness-ce", storage=path, options=options, curve_qualities=CURVE)
+    assert designs == [] and tables(again) == tables(first) and again.value == first.value
+    more = tune(ev, "fisher", budget=8, objective="fitness-ce", storage=path, options=options, curve_qualities=CURVE)
+    assert designs and tables(more)[:6] == tables(first) and len(more.trials) == 8

@@ -317,6 +317,8 @@ def _work(job: _Job, evaluator: Any, storage: Any = None, on_trial: Callable[[An
     claim = claim_stream(job.spec, job.study_name)
     try:
         reap_dead_trials(study, job.spec, job.study_name, claim)
+        if budget_used(study.get_trials(deepcopy=False)) >= job.budget:
+            return claim.stream  # finished: nothing to ask, so no method to build and replay (fisher's takes minutes)
         cls = method_class(job.method)
         context = SearchContext(images=evaluator.images, classifier=getattr(evaluator, "classifier", None),
                                 quality=job.quality) if cls.needs_images else None
