@@ -103,8 +103,7 @@ def _component(component: str) -> str:
 
 def _size(levels: np.ndarray, cap: int) -> np.ndarray:
     """JPEG size category of integer levels: bits of ``|level|`` (0 for 0), at most ``cap``."""
-    a = np.abs(levels)
-    return np.where(a > 0, np.floor(np.log2(np.maximum(a, 1))) + 1, 0).clip(max=cap).astype(np.int64)
+    return np.minimum(np.frexp(levels)[1], cap)  # |level| = m * 2**e with 0.5 <= m < 1: e bits
 
 
 def _runs(zigzag_coefficients: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -164,20 +163,22 @@ def coefficient_bits(
         rows = np.linspace(0, len(c) - 1, int(max_blocks)).round().astype(int)
     scale = len(c) / len(rows)
     cz = c[rows][:, _ZIGZAG]
-    runs = _runs(cz, ref)
+    ac = np.abs(cz[:, 1:]).astype(np.float64)  # the size of a level does not depend on its sign
+    cost = _ac_cost(lengths["ac", component]).ravel()
+    first = _runs(cz, ref)[:, 1:] * (_MAX_AC_SIZE + 1)  # index of (run, size 0) in the cost table
     bits = np.empty((64, len(grid)))
     for j, q in enumerate(grid):
-        bits[_ZIGZAG, j] = _ac_bits(_size(np.rint(cz / q), _MAX_AC_SIZE), runs, lengths["ac", component]).sum(0) * scale
+        bits[_ZIGZAG[1:], j] = cost[first + _size(np.rint(ac / q), _MAX_AC_SIZE)].sum(0) * scale
         bits[0, j] = _dc_bits(np.rint(c[:, 0] / q), lengths["dc", component]).sum()
     return bits
 
 
-def _ac_bits(size: np.ndarray, runs: np.ndarray, ac_lengths: np.ndarray) -> np.ndarray:
-    """Bits of each nonzero AC level (zigzag positions 1..63; position 0 gives 0): symbol code, ZRLs, size bits."""
-    cost = ac_lengths[(runs % 16) * 16 + size] + size + ac_lengths[0xF0] * (runs // 16)
-    cost = np.where(size > 0, cost, 0.0)
-    cost[:, 0] = 0.0
-    return cost
+def _ac_cost(ac_lengths: np.ndarray) -> np.ndarray:
+    """``(63, 11)`` bits of an AC level of each size after each zero run (0..62): symbol code, ZRL codes
+    and size bits; 0 for size 0 (a zero costs nothing itself)."""
+    run, size = np.arange(63)[:, None], np.arange(_MAX_AC_SIZE + 1)[None, :]
+    cost = ac_lengths[(run % 16) * 16 + size] + size + ac_lengths[0xF0] * (run // 16)
+    return np.where(size > 0, cost, 0.0)
 
 
 def block_bits(coefficients: np.ndarray, table: Sequence[int], component: str = "luma") -> np.ndarray:
@@ -200,6 +201,6 @@ def block_bits(coefficients: np.ndarray, table: Sequence[int], component: str = 
     levels = np.rint(cz / steps[_ZIGZAG])
     size = _size(levels, _MAX_AC_SIZE)
     ac = lengths["ac", component]
-    cost = _ac_bits(size, _runs(cz, steps), ac).sum(1)
+    cost = _ac_cost(ac)[_runs(cz, steps)[:, 1:], size[:, 1:]].sum(1)
     eob = np.where(size[:, 63] > 0, 0.0, ac[0x00])
     return cost + eob + _dc_bits(levels[:, 0], lengths["dc", component])

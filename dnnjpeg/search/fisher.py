@@ -146,13 +146,17 @@ class FisherSearch(SearchMethod):
             ref_y: Any = reference.luma if o["rate"] == "huffman" else None
             ref_c: Any = (reference.luma if self._single else reference.chroma) if ref_y is not None else None
             main = "4:2:0" if "4:2:0" in subs else subs[0]  # the reference's subsampling, when allowed
-            for n in range(int(o["rate_passes"]) if ref_y is not None else 1):
-                if n:  # zero runs from the uncorrected design that spends the reference's modeled bits
-                    ref_y, ref_c = self._refined_reference(*self._curves[main][:2], ref_y, ref_c)
-                luma = rd_curves(coefficients[subs[0]][0], luma_w, reference=ref_y, component="luma")
-                for sub in subs:
-                    chroma = rd_curves(coefficients[sub][1], chroma_w[sub], reference=ref_c, component="chroma")
-                    self._curves[sub] = (luma, chroma, _lam_unit(luma, chroma, self._base))
+            luma = rd_curves(coefficients[subs[0]][0], luma_w, reference=ref_y, component="luma")
+            chroma = {sub: rd_curves(coefficients[sub][1], chroma_w[sub], reference=ref_c, component="chroma")
+                      for sub in subs}
+            for _ in range(int(o["rate_passes"]) - 1 if ref_y is not None else 0):
+                # zero runs from the uncorrected design that spends the reference's modeled bits (the
+                # errors do not depend on the rate model: only the bits are counted again)
+                ref_y, ref_c = self._refined_reference(luma, chroma[main], ref_y, ref_c)
+                luma = _recount(luma, coefficients[subs[0]][0], ref_y, "luma")
+                chroma = {sub: _recount(chroma[sub], coefficients[sub][1], ref_c, "chroma") for sub in subs}
+            for sub in subs:
+                self._curves[sub] = (luma, chroma[sub], _lam_unit(luma, chroma[sub], self._base))
         return self._curves[subsampling]
 
     def _refined_reference(self, luma: Any, chroma: Any, ref_y: Any, ref_c: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +220,15 @@ class FisherSearch(SearchMethod):
     def _rebind(self, asked: QTable, table: QTable) -> None:
         if asked in self._params and table not in self._params:
             self._params[table] = self._params[asked]
+
+
+def _recount(curves: Any, coefficients: np.ndarray, reference: np.ndarray, component: str) -> Any:
+    """``curves`` with the bits counted again with the zero runs of ``reference``."""
+    import dataclasses
+
+    from ..jpegbits import coefficient_bits
+
+    return dataclasses.replace(curves, rate=coefficient_bits(coefficients, reference, component, steps=curves.steps))
 
 
 def _blend(standard: tuple[int, ...], design: np.ndarray, blend: float) -> np.ndarray:
