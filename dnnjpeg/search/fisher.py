@@ -49,6 +49,7 @@ Options:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -224,8 +225,6 @@ class FisherSearch(SearchMethod):
 
 def _recount(curves: Any, coefficients: np.ndarray, reference: np.ndarray, component: str) -> Any:
     """``curves`` with the bits counted again with the zero runs of ``reference``."""
-    import dataclasses
-
     from ..jpegbits import coefficient_bits
 
     return dataclasses.replace(curves, rate=coefficient_bits(coefficients, reference, component, steps=curves.steps))
