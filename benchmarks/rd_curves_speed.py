@@ -16,21 +16,12 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
+import timeit
 from collections.abc import Callable
 
 import numpy as np
 
 from dnnjpeg import QTable
-
-
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,11 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     luma, _ = block_coefficients(crops, "4:2:0")
     reference = QTable.standard(args.quality).luma
     ones = np.ones(64)
-    print(f"{len(crops)} crops of {args.data}: {len(luma)} luma blocks (60 000 sampled for AC), "
+    print(f"{len(crops)} crops of {args.data}: {len(luma)} luma blocks ({min(len(luma), 60_000)} for AC), "
           f"{len(STEP_GRID)} steps; {platform.node()} {platform.processor() or platform.machine()}")
-    proxy = best_of(args.repeat, lambda: rd_curves(luma, ones))
-    huffman = best_of(args.repeat, lambda: rd_curves(luma, ones, reference=reference, component="luma"))
-    bits = best_of(args.repeat, lambda: coefficient_bits(luma, reference, "luma", steps=STEP_GRID))
+
+    def best_of(fn: Callable[[], object]) -> float:
+        return min(timeit.repeat(fn, number=1, repeat=args.repeat))
+
+    proxy = best_of(lambda: rd_curves(luma, ones))
+    huffman = best_of(lambda: rd_curves(luma, ones, reference=reference, component="luma"))
+    bits = best_of(lambda: coefficient_bits(luma, reference, "luma", steps=STEP_GRID))
     print(f"rd_curves, proxy rate                      {proxy:6.2f} s")
     print(f"rd_curves, Huffman bits (first pass)       {huffman:6.2f} s   {huffman / proxy:5.2f}x the proxy's")
     print(f"Huffman bits alone (second pass recount)   {bits:6.2f} s   {bits / huffman:5.2f}x the first pass")
@@ -68,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         search = FisherSearch("separate+subsampling", context=context, seed=0)
         for _ in range(3):  # standard JPEG at each subsampling, no design needed
             search.ask()
-        setup = best_of(1, search.ask)
+        setup = timeit.timeit(search.ask, number=1)  # once: the set-up happens on the first design only
         print(f"fisher set-up, {args.model}, 3 subsamplings   {setup:6.2f} s   (statistics, coefficients, curves)")
     return 0
 
