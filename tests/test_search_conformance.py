@@ -121,7 +121,8 @@ def test_different_seeds_differ_and_foreign_results_are_accepted(name: str, phot
 @pytest.mark.parametrize("name", available_methods())
 def test_budget_respected(name: str, tmp_path) -> None:
     ev = PSNREvaluator(synthetic_photos(2, 32, seed=3))
-    opts = {"weights": "mse"} if name == "fisher" else None  # a PSNR evaluator has no model to differentiate
+    # a PSNR evaluator has no model to differentiate: Fisher-weighted methods design for squared error
+    opts = {"weights": "mse"} if method_class(name).defaults.get("weights") == "fisher" else None
     res = tune(ev, name, budget=5, objective="fitness-ce", storage=str(tmp_path / "s.journal"), curve_qualities=(20, 50, 80),
                options=opts)
     assert len(res.trials) == 5 and res.n_complete == 5

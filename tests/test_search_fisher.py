@@ -89,3 +89,27 @@ def test_tune_tells_the_method_the_projected_quality() -> None:
         expected = projected.evaluate(first_design(quality=quality)).summary()
         assert (design["ce"], design["bytes_mean"]) == (expected["ce"], expected["bytes_mean"]) if same else \
             (design["ce"], design["bytes_mean"]) != (expected["ce"], expected["bytes_mean"])
+
+
+def test_fisher_each_designs_at_every_subsampling_first() -> None:
+    ctx = SearchContext(images=photos())
+    plain = make_method("fisher", "separate+subsampling", seed=0, context=ctx, weights="mse")
+    each = make_method("fisher-each", "separate+subsampling", seed=0, context=ctx, weights="mse")
+    assert each.options["first_designs"] == "each" and plain.options["first_designs"] == "main"
+    p = [plain.ask() for _ in range(7)]
+    e = [each.ask() for _ in range(9)]
+    subs = list(plain.space.subsampling)
+    assert e[:3] == p[:3]  # standard JPEG at each subsampling
+    # the lam-1 design at 4:2:0 (as fisher's), then at the other subsamplings, then fisher's other first designs
+    assert [t.subsampling for t in e[3:6]] == ["4:2:0"] + [s for s in subs if s != "4:2:0"]
+    assert e[3] == p[3] and e[6:9] == p[4:7]
+    assert e[4].chroma != e[3].chroma  # chroma designed for its own resolution
+    # one subsampling only: nothing to visit, the same schedule as fisher's
+    a = make_method("fisher-each", "separate", seed=0, context=ctx, weights="mse")
+    b = make_method("fisher", "separate", seed=0, context=ctx, weights="mse")
+    assert [a.ask() for _ in range(8)] == [b.ask() for _ in range(8)]
+
+
+def test_first_designs_option_is_checked() -> None:
+    with pytest.raises(SearchError, match="option first_designs must be one of 'main', 'each'"):
+        make_method("fisher", "separate", context=SearchContext(images=photos()), weights="mse", first_designs="all")

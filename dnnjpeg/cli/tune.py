@@ -13,7 +13,7 @@ from ..errors import DnnjpegError
 from . import register_command
 from .evaluate import add_fold_argument, make_evaluator
 
-METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, fisher, nsga2, shaped (see docs/search.md)"
+METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, fisher, fisher-each, nsga2, shaped (see docs/search.md)"
 CURVE_DEFAULT = "10,20,30,40,50,60,70,80,90,95"
 
 

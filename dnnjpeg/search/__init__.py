@@ -8,6 +8,7 @@ Methods (``ask`` for tables, ``tell`` results; see :mod:`dnnjpeg.search.base`)::
     bandit   AUC bandit over PSO, DE, Nelder-Mead (nevergrad), annealing, greedy mutation
     deepn    DeepN-JPEG: table from the data's DCT statistics (a baseline)
     fisher   RD-OPT tables weighted by the model's Fisher information, with a searched correction
+    fisher-each  ``fisher`` whose first designs visit every allowed subsampling
     shaped   standard JPEG's tables bent by a few searched parameters
     nsga2    NSGA-II multi-objective search for the accuracy-size Pareto front
 

@@ -27,6 +27,10 @@ Proposals: first standard JPEG's tables (quality ``base_quality``, with each all
 then the uncorrected design (``chroma_weight = 1``, ``tilt = 0``, ``blend = 1``, 4:2:0 when allowed) at
 ``lam`` 1, 1/4 and 4, the same at ``lam`` 1 halfway to standard (``blend = 0.5``), then a uniform
 random point and two Gaussian steps around the best design so far, in turn.  With
+``first_designs="each"`` (the method ``fisher-each``) the uncorrected design at ``lam`` 1 is proposed
+at every allowed subsampling before the other first designs: a model may prefer full-resolution
+chroma at one size and 4:2:0 at another, and a search that starts at 4:2:0 only meets the other
+subsamplings through its random proposals.  With
 ``weights="mse"`` the Fisher weights are replaced by ones (classic RD-OPT for squared error; no
 model needed).  In a ``single`` space the luma and chroma errors are priced together and one table
 serves all components.
@@ -41,6 +45,8 @@ Options:
     max_images: tuning images used for the statistics (default 250, evenly spaced among them).
     draws: random-sign backward passes per image (default 2).
     base_quality: the standard table proposed first (default 50).
+    first_designs: ``"main"`` (default: the first designs at 4:2:0, or the space's only subsampling)
+        or ``"each"`` (the ``lam`` 1 design at every allowed subsampling first; ``fisher-each``'s default).
     lam: ``[lo, hi]`` range of the relative rate price (default ``[0.1, 10]``).
     chroma_weight: ``[lo, hi]`` range (default ``[0.2, 5]``).
     tilt: ``[lo, hi]`` range (default ``[-1, 1]``).
@@ -59,7 +65,7 @@ from ..qtable import QTable
 from .base import SearchError, SearchMethod, register_method
 from .shaped import _range, unit_proposal
 
-__all__ = ["FisherSearch"]
+__all__ = ["FisherEachSearch", "FisherSearch"]
 
 _U, _V = np.divmod(np.arange(64), 8)
 _FREQ = (1.0 + _U + _V) / 8.0
@@ -85,7 +91,7 @@ class FisherSearch(SearchMethod):
     needs_images = True
     defaults: ClassVar[dict[str, Any]] = {
         "weights": "fisher", "rate": "huffman", "rate_passes": 2, "fisher_at": "decoded", "max_images": 250,
-        "draws": 2, "base_quality": 50,
+        "draws": 2, "base_quality": 50, "first_designs": "main",
         "lam": [0.1, 10.0], "chroma_weight": [0.2, 5.0], "tilt": [-1.0, 1.0], "local_sigma": 0.15,
     }
 
@@ -93,7 +99,7 @@ class FisherSearch(SearchMethod):
         super().__init__(*args, **kwargs)
         o = self.options
         for key, allowed in (("weights", ("fisher", "mse")), ("rate", ("huffman", "proxy")),
-                             ("fisher_at", ("decoded", "original"))):
+                             ("fisher_at", ("decoded", "original")), ("first_designs", ("main", "each"))):
             if o[key] not in allowed:
                 raise SearchError(f"option {key} must be one of {', '.join(map(repr, allowed))}, got {o[key]!r}")
         if o["weights"] == "fisher" and self.context.classifier is None:
@@ -209,14 +215,23 @@ class FisherSearch(SearchMethod):
             t = self._base if not self._single else QTable(self._base.luma, None)
             return t.replace(subsampling=self.space.subsampling[n])
         n -= n_sub
-        if n < len(_FIRST):  # the uncorrected design at three rate prices, then halfway to standard JPEG
-            subs = self.space.subsampling
-            return self._design(self._unit_of(*_FIRST[n]), subs.index("4:2:0") if "4:2:0" in subs else 0)
+        first = self._first_designs()
+        if n < len(first):
+            return self._design(self._unit_of(*_FIRST[first[n][0]]), first[n][1])
         designs = [(v, i) for i, (t, v) in enumerate(self.scored()) if t in self._params]
         # around the best design so far (standard JPEG's tables, even when better, have no parameters)
-        around = self._params[self.scored()[max(designs)[1]][0]] if designs and (n - len(_FIRST)) % 3 else None
+        around = self._params[self.scored()[max(designs)[1]][0]] if designs and (n - len(first)) % 3 else None
         u, sub = unit_proposal(self.rng, around, 4, n_sub, float(self.options["local_sigma"]))
         return self._design(u, sub)
+
+    def _first_designs(self) -> list[tuple[int, int]]:
+        """(index into ``_FIRST``, subsampling index) of the fixed designs proposed after standard JPEG's tables."""
+        subs = self.space.subsampling
+        main = subs.index("4:2:0") if "4:2:0" in subs else 0
+        first = [(0, main)]
+        if self.options["first_designs"] == "each":
+            first += [(0, i) for i in range(len(subs)) if i != main]
+        return first + [(k, main) for k in range(1, len(_FIRST))]
 
     def _rebind(self, asked: QTable, table: QTable) -> None:
         if asked in self._params and table not in self._params:
@@ -241,3 +256,18 @@ def _lam_unit(luma: Any, chroma: Any, base: QTable) -> float:
     dy, ry = luma.totals(base.luma)
     dc, rc = chroma.totals(base.chroma)
     return (dy + dc) / max(ry + rc, 1e-12) if dy + dc > 0 else 1.0
+
+
+@register_method("fisher-each")
+class FisherEachSearch(FisherSearch):
+    """``fisher`` whose first designs visit every allowed subsampling (``first_designs="each"``).
+
+    Example:
+        >>> from dnnjpeg.search import SearchContext
+        >>> imgs = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+        >>> m = FisherEachSearch("separate+subsampling", context=SearchContext(images=imgs), weights="mse")
+        >>> [m.ask().subsampling for _ in range(6)]   # standard JPEG at each, then the design at each
+        ['4:4:4', '4:2:2', '4:2:0', '4:2:0', '4:4:4', '4:2:2']
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {**FisherSearch.defaults, "first_designs": "each"}
