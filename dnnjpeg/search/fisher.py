@@ -117,6 +117,8 @@ class FisherSearch(SearchMethod):
         self._ranges = {k: _range(k, o[k], positive=k != "tilt") for k in ("lam", "chroma_weight", "tilt")}
         self._base = QTable.standard(q)
         self._single = self.space.tables == "single"
+        subs = self.space.subsampling
+        self._main = subs.index("4:2:0") if "4:2:0" in subs else 0  # the first designs' subsampling
         self._curves: dict[str, tuple[Any, Any, float]] = {}  # subsampling -> (luma, chroma, lam scale)
         self._params: dict[QTable, np.ndarray] = {}
 
@@ -152,7 +154,7 @@ class FisherSearch(SearchMethod):
                 luma_w, chroma_w = np.ones(64), dict.fromkeys(subs, np.ones(64))
             ref_y: Any = reference.luma if o["rate"] == "huffman" else None
             ref_c: Any = (reference.luma if self._single else reference.chroma) if ref_y is not None else None
-            main = "4:2:0" if "4:2:0" in subs else subs[0]  # the reference's subsampling, when allowed
+            main = subs[self._main]  # the reference's subsampling, when allowed
             luma = rd_curves(coefficients[subs[0]][0], luma_w, reference=ref_y, component="luma")
             chroma = {sub: rd_curves(coefficients[sub][1], chroma_w[sub], reference=ref_c, component="chroma")
                       for sub in subs}
@@ -226,11 +228,10 @@ class FisherSearch(SearchMethod):
 
     def _first_designs(self) -> list[tuple[int, int]]:
         """(index into ``_FIRST``, subsampling index) of the fixed designs proposed after standard JPEG's tables."""
-        subs = self.space.subsampling
-        main = subs.index("4:2:0") if "4:2:0" in subs else 0
+        main = self._main
         first = [(0, main)]
         if self.options["first_designs"] == "each":
-            first += [(0, i) for i in range(len(subs)) if i != main]
+            first += [(0, i) for i in range(len(self.space.subsampling)) if i != main]
         return first + [(k, main) for k in range(1, len(_FIRST))]
 
     def _rebind(self, asked: QTable, table: QTable) -> None:
