@@ -118,7 +118,10 @@ class FisherSearch(SearchMethod):
         self._base = QTable.standard(q)
         self._single = self.space.tables == "single"
         subs = self.space.subsampling
-        self._main = subs.index("4:2:0") if "4:2:0" in subs else 0  # the first designs' subsampling
+        self._main = main = subs.index("4:2:0") if "4:2:0" in subs else 0  # the first designs' subsampling
+        # (index into _FIRST, subsampling index) of the fixed designs proposed after standard JPEG's tables
+        visit = [i for i in range(len(subs)) if i != main] if o["first_designs"] == "each" else []
+        self._first = [(0, main), *((0, i) for i in visit), *((k, main) for k in range(1, len(_FIRST)))]
         self._curves: dict[str, tuple[Any, Any, float]] = {}  # subsampling -> (luma, chroma, lam scale)
         self._params: dict[QTable, np.ndarray] = {}
 
@@ -217,7 +220,7 @@ class FisherSearch(SearchMethod):
             t = self._base if not self._single else QTable(self._base.luma, None)
             return t.replace(subsampling=self.space.subsampling[n])
         n -= n_sub
-        first = self._first_designs()
+        first = self._first
         if n < len(first):
             return self._design(self._unit_of(*_FIRST[first[n][0]]), first[n][1])
         designs = [(v, i) for i, (t, v) in enumerate(self.scored()) if t in self._params]
@@ -225,14 +228,6 @@ class FisherSearch(SearchMethod):
         around = self._params[self.scored()[max(designs)[1]][0]] if designs and (n - len(first)) % 3 else None
         u, sub = unit_proposal(self.rng, around, 4, n_sub, float(self.options["local_sigma"]))
         return self._design(u, sub)
-
-    def _first_designs(self) -> list[tuple[int, int]]:
-        """(index into ``_FIRST``, subsampling index) of the fixed designs proposed after standard JPEG's tables."""
-        main = self._main
-        first = [(0, main)]
-        if self.options["first_designs"] == "each":
-            first += [(0, i) for i in range(len(self.space.subsampling)) if i != main]
-        return first + [(k, main) for k in range(1, len(_FIRST))]
 
     def _rebind(self, asked: QTable, table: QTable) -> None:
         if asked in self._params and table not in self._params:
