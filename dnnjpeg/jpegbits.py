@@ -36,7 +36,7 @@ import numpy as np
 
 from .zigzag import ZIGZAG as _ZIGZAG_TUPLE
 
-__all__ = ["COMPONENTS", "block_bits", "coefficient_bits", "standard_code_lengths"]
+__all__ = ["COMPONENTS", "block_bits", "check_component", "coefficient_bits", "standard_code_lengths"]
 
 #: Components with their own Huffman tables in a baseline JPEG (Cb and Cr share the chroma ones).
 COMPONENTS = ("luma", "chroma")
@@ -95,7 +95,8 @@ def _steps(steps: Sequence[int], what: str, *, table: bool) -> np.ndarray:
     return s
 
 
-def _component(component: str) -> str:
+def check_component(component: str) -> str:
+    """``component`` if it is one of :data:`COMPONENTS`; otherwise a ``ValueError`` naming it."""
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
     return component
@@ -154,7 +155,7 @@ def coefficient_bits(
         ValueError: shapes or steps that do not fit, an unknown component.
     """
     lengths = standard_code_lengths()
-    component = _component(component)
+    component = check_component(component)
     c = _coefficients(coefficients)
     ref = _steps(reference, "reference", table=True)
     grid = _steps(steps, "steps", table=False)
@@ -194,7 +195,7 @@ def block_bits(coefficients: np.ndarray, table: Sequence[int], component: str = 
         ``(blocks,)`` float64 bits.
     """
     lengths = standard_code_lengths()
-    component = _component(component)
+    component = check_component(component)
     c = _coefficients(coefficients)
     steps = _steps(table, "table", table=True)
     cz = c[:, _ZIGZAG]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .diffjpeg import RATE_NONZERO_BITS
-from .jpegbits import COMPONENTS, coefficient_bits
+from .jpegbits import check_component, coefficient_bits
 
 __all__ = ["STEP_GRID", "RDCurves", "lam_for_rate", "rd_curves", "rd_steps", "rd_steps_for_rate"]
 
@@ -103,8 +103,7 @@ def rd_curves(
         raise ValueError(f"weights must be {c.shape} or (64,), got {w.shape}")
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("weights must be finite and non-negative")
-    if component not in COMPONENTS:
-        raise ValueError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
+    check_component(component)  # before the curves are computed, not after
     grid = STEP_GRID if steps is None else np.asarray(steps, dtype=int)
     if grid.ndim != 1 or len(grid) == 0 or grid.min() < 1:
         raise ValueError(f"steps must be a non-empty 1-D array of positive integers, got {steps!r}")
