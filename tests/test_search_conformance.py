@@ -132,6 +132,37 @@ def test_budget_respected(name: str, tmp_path) -> None:
     assert len(res2.trials) == 5  # nothing more to do
 
 
+def study_tables(storage: str, study: str) -> list[QTable]:
+    import optuna
+
+    from dnnjpeg.search.storage import open_storage, parse_storage
+    from dnnjpeg.search.study import trial_table
+
+    trials = optuna.load_study(study_name=study, storage=open_storage(parse_storage(storage))).get_trials(deepcopy=False)
+    return [trial_table(t) for t in sorted(trials, key=lambda t: t.number)]
+
+
+@pytest.mark.parametrize("name", [n for n in available_methods() if not method_class(n).schedules_by_budget])
+def test_extending_the_budget_equals_a_fresh_run(name: str, tmp_path) -> None:
+    """What lets a budget-30 family's journals be continued to budget 100 (docs/family.md)."""
+    ev = PSNREvaluator(synthetic_photos(2, 32, seed=3))
+    opts = {"weights": "mse"} if method_class(name).defaults.get("weights") == "fisher" else None
+    kw = {"objective": "fitness-ce", "curve_qualities": (20, 50, 80), "options": opts}
+    extended, fresh = str(tmp_path / "extended.journal"), str(tmp_path / "fresh.journal")
+    tune(ev, name, budget=3, storage=extended, **kw)
+    longer = tune(ev, name, budget=7, storage=extended, **kw)
+    once = tune(ev, name, budget=7, storage=fresh, **kw)
+    assert longer.n_complete == once.n_complete == 7
+    assert study_tables(extended, longer.study_name) == study_tables(fresh, once.study_name)
+
+
+@pytest.mark.parametrize("name", [n for n in available_methods() if method_class(n).schedules_by_budget])
+def test_budget_scheduled_methods_propose_by_budget(name: str, photo: np.ndarray) -> None:
+    context = SearchContext(images=photo[None], classifier=tiny_classifier())
+    short, long = (make_method(name, "single", seed=0, budget=b, context=context) for b in (8, 400))
+    assert drive(short, photo, 8) != drive(long, photo, 8)
+
+
 @pytest.mark.parametrize("name", available_methods())
 def test_bad_values_and_options_are_rejected(name: str, photo: np.ndarray) -> None:
     m = new(name, "single", 0, photo)

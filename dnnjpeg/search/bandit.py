@@ -219,6 +219,7 @@ class BanditSearch(SearchMethod):
         True
     """
 
+    schedules_by_budget = True  # the annealing arm cools over the budget; n_startup defaults from it
     defaults: ClassVar[dict[str, Any]] = {
         "techniques": TECHNIQUES,
         "n_startup": None,

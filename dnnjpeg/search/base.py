@@ -102,6 +102,9 @@ class SearchMethod(ABC):
         directions: optimisation direction per objective (``("maximize",)`` for scalar methods).
         needs_images: whether ``context.images`` is required.
         stochastic: whether proposals depend on the seed.
+        schedules_by_budget: whether proposals depend on ``budget`` (phases, cooling, population
+            size).  Where not, a study resumed with a larger budget proposes exactly what a fresh run
+            at that budget proposes, so a budget-30 journal extended to 100 is a budget-100 search.
 
     Example:
         >>> m = make_method("sorted", "single", seed=3)
@@ -116,6 +119,8 @@ class SearchMethod(ABC):
     needs_images: ClassVar[bool] = False
     #: False for deterministic methods, whose proposals do not depend on the seed.
     stochastic: ClassVar[bool] = True
+    #: True where the proposals depend on ``budget``; see the class docstring.
+    schedules_by_budget: ClassVar[bool] = False
     #: option name -> default; subclasses extend it.
     defaults: ClassVar[Mapping[str, Any]] = {}
 

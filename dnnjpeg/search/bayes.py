@@ -84,6 +84,7 @@ class BayesSearch(SearchMethod):
         ('startup', 'gp', 'grid')
     """
 
+    schedules_by_budget = True  # n_startup and the final grid's share default from the budget
     defaults: ClassVar[dict[str, Any]] = {
         "k": 1.5,
         "n_startup": None,

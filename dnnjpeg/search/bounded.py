@@ -50,6 +50,7 @@ class BoundedSearch(SearchMethod):
         True
     """
 
+    schedules_by_budget = True  # n_startup defaults from the budget
     defaults: ClassVar[dict[str, Any]] = {"k": 0.5, "n_startup": None, "n_best": 8, "transpose": True}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

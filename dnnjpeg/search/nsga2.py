@@ -52,6 +52,7 @@ class NSGA2Search(SearchMethod):
         ('maximize', 'minimize')
     """
 
+    schedules_by_budget = True  # population_size defaults from the budget
     directions = ("maximize", "minimize")
     defaults: ClassVar[dict[str, Any]] = {"population_size": None, "crossover": "sbx", "crossover_prob": 0.9, "mutation_prob": None}
 
