@@ -21,7 +21,8 @@ Registered families (:func:`encoder_families`):
     trellis quantization, progressive: isolates trellis from mozjpeg's table choice.
 
 Any :class:`~dnnjpeg.QTable` can also be written by an encoder: :func:`make_encoder` with
-``table=`` (e.g. ``make_encoder("mozjpeg", table=t)`` writes ``t`` with trellis quantization).
+``table=`` (e.g. ``make_encoder("mozjpeg", table=t)`` writes ``t`` with trellis quantization, in ``t``'s
+subsampling).
 
 mozjpeg is called through ``jpeglib``, whose library version is process-global; every mozjpeg
 encode holds a module lock while it selects ``mozjpeg403`` and restores the previous version
@@ -137,15 +138,19 @@ class PillowEncoder:
 
 
 _MOZ_LOCK = threading.Lock()
+#: jpeglib's sampling factors (vertical, horizontal) of Y, Cb, Cr for each of ``qtable.SUBSAMPLINGS``
+_SAMPLING_FACTORS = {"4:4:4": ((1, 1), (1, 1), (1, 1)), "4:2:2": ((1, 2), (1, 1), (1, 1)),
+                     "4:2:0": ((2, 2), (1, 1), (1, 1))}
 
 
 @dataclass(frozen=True)
 class MozjpegEncoder:
-    """mozjpeg 4.0.3 through ``jpeglib``: trellis quantization, progressive, 4:2:0.
+    """mozjpeg 4.0.3 through ``jpeglib``: trellis quantization, progressive, 4:2:0 unless a table says otherwise.
 
     Args:
         quality: 1..100, scaling mozjpeg's base table ``base_table`` (ignored when ``table`` is given).
-        table: write this QTable (luma for Y, chroma for Cb/Cr) instead of a scaled base table.
+        table: write this QTable (luma for Y, chroma for Cb/Cr, and its ``subsampling``: 4:4:4, 4:2:2
+            or 4:2:0) instead of a scaled base table.
         base_table: mozjpeg's base table index for ``quality`` (``None`` = mozjpeg's default, 3;
             0 = Annex K).
         trellis: trellis quantization of AC and DC coefficients (mozjpeg's default, on).
@@ -163,8 +168,6 @@ class MozjpegEncoder:
             q = self.quality
             if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or not 1 <= int(q) <= 100:
                 raise EncoderError(f"mozjpeg quality {q!r} must be an integer in 1..100")
-        elif self.table.subsampling != "4:2:0":
-            raise EncoderError(f"the mozjpeg encoder writes 4:2:0 only, the table asks for {self.table.subsampling}")
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -201,7 +204,10 @@ class MozjpegEncoder:
             with _MOZ_LOCK:
                 try:
                     with jpeglib.version(MOZJPEG_VERSION):
-                        jpeglib.from_spatial(np.ascontiguousarray(arr)).write_spatial(path, **kwargs)
+                        jpeg = jpeglib.from_spatial(np.ascontiguousarray(arr))
+                        if self.table is not None and arr.shape[2] == 3:
+                            jpeg.samp_factor = np.array(_SAMPLING_FACTORS[self.table.subsampling])
+                        jpeg.write_spatial(path, **kwargs)
                 except (RuntimeError, NotImplementedError) as exc:
                     raise EncoderError(f"jpeglib cannot load {MOZJPEG_VERSION}: {exc}") from None
             with open(path, "rb") as f:

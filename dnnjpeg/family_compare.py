@@ -50,13 +50,17 @@ def _label(data: Mapping[str, Any]) -> str:
     return str(data.get("_source") or data.get("name") or "family")
 
 
-def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluator: Any) -> tuple[dict[int, Any], dict[int, bool]]:
+def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluator: Any, *,
+                    encoder: str | None = None) -> tuple[dict[int, Any], dict[int, bool]]:
     """``(quality -> pooled held-out Result, quality -> reproduced)`` of a tuned family.
 
     Args:
         family: a family dict, JSON path or shipped name, written by ``dnnjpeg family``.
         evaluator: an :class:`~dnnjpeg.evaluate.Evaluator` on the data the family was tuned on (its
             ``data_hash`` must match: the folds are classes of *that* data).
+        encoder: an encoder family of :mod:`dnnjpeg.encoders` that writes each fold table instead of
+            libjpeg (e.g. ``"mozjpeg"``: the same tables with trellis quantization).  The recorded
+            held-out top-1 was measured with libjpeg, so ``reproduced`` is then mostly False.
 
     Raises:
         FamilyCompareError: no cross-validation record, or other data than the family's.
@@ -76,6 +80,11 @@ def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluato
             f"{prov.get('protocol')}); this evaluator has {evaluator.data_name!r} (hash {fingerprint}, {evaluator.n} "
             f"images, {evaluator.protocol}): held-out classes are only defined on the family's own data")
     k, fold_seed = int(prov["k"]), int(prov["fold_seed"])
+    writer = None
+    if encoder is not None:
+        from .encoders import get_family
+
+        writer = get_family(encoder)
     folds = class_disjoint_folds(evaluator.dataset.labels, k=k, seed=fold_seed)
     results: dict[int, Any] = {}
     reproduced: dict[int, bool] = {}
@@ -85,7 +94,8 @@ def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluato
         tables = [QTable.from_dict(t) for t in cv.get("fold_tables", [])]
         if len(tables) != k:
             raise FamilyCompareError(f"{where} q{q}: {len(tables)} fold tables recorded, k is {k}")
-        held = [evaluator.evaluate(t, indices=fold.test) for t, fold in zip(tables, folds)]
+        held = [evaluator.evaluate(t if writer is None else writer.with_table(t), indices=fold.test)
+                for t, fold in zip(tables, folds)]
         results[q] = merge_results(held)
         recorded = cv.get("heldout_top1")
         reproduced[q] = recorded is not None and math.isclose(results[q].top1, recorded, abs_tol=1e-12)

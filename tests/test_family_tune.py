@@ -254,6 +254,31 @@ def test_compare_families_remeasures_the_heldout_curve_and_compares_paired(famil
     assert json.loads(capsys.readouterr().out)["members"] == pytest.approx(cmp.to_dict()["members"])
 
 
+def test_heldout_results_through_another_encoder(family_run, dev_data):
+    """The fold tables written by mozjpeg (trellis) instead of libjpeg, each on its held-out fold."""
+    from dnnjpeg.data import class_disjoint_folds
+    from dnnjpeg.encoders import MozjpegEncoder
+    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.family_compare import heldout_results
+
+    out, _, _ = family_run
+    data = json.loads(out.read_text())
+    ev = Evaluator("efficientnet_lite0", dev_data, limit=12)
+    try:
+        libjpeg, _ = heldout_results(out, ev)
+        trellis, _ = heldout_results(out, ev, encoder="mozjpeg")
+        folds = class_disjoint_folds(ev.dataset.labels, k=2, seed=0)
+        for m in data["members"]:
+            q = m["quality"]
+            held = [ev.evaluate(MozjpegEncoder(table=QTable.from_dict(t)), indices=f.test)
+                    for t, f in zip(m["metrics"]["crossval"]["fold_tables"], folds)]
+            assert trellis[q].top1 == pytest.approx(sum(r.correct.sum() for r in held) / 12)
+            assert trellis[q].bytes_mean == pytest.approx(sum(r.bytes.sum() for r in held) / 12)
+            assert trellis[q].bytes_mean < libjpeg[q].bytes_mean
+    finally:
+        ev.close()
+
+
 def test_compare_families_refuses_other_data_and_untuned_files(family_run, dev_data, tmp_path):
     from dnnjpeg.evaluate import Evaluator
     from dnnjpeg.family_compare import FamilyCompareError, compare_families

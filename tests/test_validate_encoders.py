@@ -71,6 +71,16 @@ def test_mozjpeg_trellis_saves_bytes_and_writes_a_given_table(crop):
     assert list(im.quantization[0]) == list(table.luma) and list(im.quantization[1]) == list(table.chroma)
 
 
+@pytest.mark.parametrize(("subsampling", "pillow_code"), [("4:4:4", 0), ("4:2:2", 1), ("4:2:0", 2)])
+def test_mozjpeg_writes_the_tables_subsampling(crop, subsampling, pillow_code):
+    from PIL import JpegImagePlugin
+
+    table = dnnjpeg.QTable.standard(60).replace(subsampling=subsampling)
+    im = decode(make_encoder("mozjpeg", table=table).encode(crop))
+    assert JpegImagePlugin.get_sampling(im) == pillow_code
+    assert list(im.quantization[0]) == list(table.luma) and list(im.quantization[1]) == list(table.chroma)
+
+
 def test_mozjpeg_is_thread_safe_and_deterministic(crop):
     enc = make_encoder("mozjpeg", quality=40)
     serial = enc.encode(crop)
