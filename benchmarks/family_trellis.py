@@ -23,14 +23,6 @@ from pathlib import Path
 QUALITIES = tuple(range(5, 100, 5))  # the curve `dnnjpeg family` measures standard JPEG and mozjpeg on
 
 
-def _cell(bd: dict) -> str:
-    def pct(x: float | None) -> str:
-        return "  n/a " if x is None else f"{x:+5.1f}%"
-
-    share = "n/a" if bd.get("prob_smaller") is None else f"{bd['prob_smaller']:.0%}"
-    return f"{pct(bd['bd_rate'])} ({pct(bd['ci_low'])} to {pct(bd['ci_high'])}, {share})"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", required=True, help="a shipped family's name or a family JSON file")
@@ -44,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from dnnjpeg import QTable
-    from dnnjpeg.bd_bootstrap import bootstrap_bd
-    from dnnjpeg.encoders import make_encoder
+    from dnnjpeg.bd_bootstrap import format_interval
     from dnnjpeg.evaluate import Evaluator
     from dnnjpeg.family_compare import heldout_results
+    from dnnjpeg.validate import evaluate_encoder_curve, family_bd_interval
 
     qualities = [int(q) for q in args.qualities.split(",")]
     t0 = time.perf_counter()
@@ -55,15 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         libjpeg, reproduced = heldout_results(args.family, ev)
         trellis, _ = heldout_results(args.family, ev, encoder="mozjpeg")
-        curves = {
-            "standard": [ev.evaluate(QTable.standard(q)) for q in qualities],
-            "mozjpeg-std": [ev.evaluate(make_encoder("mozjpeg-std", quality=q)) for q in qualities],
-            "mozjpeg": [ev.evaluate(make_encoder("mozjpeg", quality=q)) for q in qualities],
+        curves = {  # quality -> Result, as `dnnjpeg family` keeps them
+            "standard": {q: ev.evaluate(QTable.standard(q)) for q in qualities},
+            "mozjpeg-std": evaluate_encoder_curve(ev, "mozjpeg-std", qualities),
+            "mozjpeg": evaluate_encoder_curve(ev, "mozjpeg", qualities),
+            "family": libjpeg,
+            "family+trellis": trellis,
         }
     finally:
         ev.close()
-    curves["family"] = [libjpeg[q] for q in sorted(libjpeg)]
-    curves["family+trellis"] = [trellis[q] for q in sorted(trellis)]
     print(f"{args.family} on {ev.data_name} ({ev.n} images, {args.model}); held-out top-1 as recorded: "
           f"{all(reproduced.values())}; {time.perf_counter() - t0:.0f} s")
     print("member   top-1 libjpeg  top-1 trellis   bytes libjpeg  bytes trellis   KL libjpeg  KL trellis")
@@ -75,21 +67,19 @@ def main(argv: list[str] | None = None) -> int:
              ("mozjpeg", "standard"), ("family+trellis", "mozjpeg-std"), ("family+trellis", "mozjpeg"),
              ("family", "mozjpeg")]
     rows = []
-    print(f"{'BD-rate of':>16} {'against':>12}   {'equal top-1 (95% CI, P(smaller))':>34}   equal KL (95% CI, P(smaller))")
     for test, anchor in pairs:
         row = {"test": test, "anchor": anchor}
-        cells = []
-        for metric in ("top1", "kl"):
-            bd = bootstrap_bd(curves[anchor], curves[test], metric=metric, resamples=args.resamples).to_dict()
+        for metric, label in (("top1", "equal top-1"), ("kl", "equal KL")):
+            bd = family_bd_interval(curves[anchor], curves[test], resamples=args.resamples, metric=metric)
             row[metric] = bd
-            cells.append(_cell(bd))
+            value = "n/a" if bd is None or bd["bd_rate"] is None else f"{bd['bd_rate']:+.1f}%"
+            print(f"BD-rate of {test} against {anchor}, {label}: {value}{format_interval(bd)}")
         rows.append(row)
-        print(f"{test:>16} {anchor:>12}   {cells[0]:>34}   {cells[1]}")
     if args.out is not None:
         args.out.write_text(json.dumps({
             "family": args.family, "model": args.model, "data": ev.data_name, "n": ev.n, "qualities": qualities,
             "fold_batchnorm": not args.no_fold_batchnorm, "reproduced": reproduced, "bd": rows,
-            "curves": {k: [r.summary() for r in v] for k, v in curves.items()},
+            "curves": {k: {q: r.summary() for q, r in v.items()} for k, v in curves.items()},
         }, indent=1, default=float))
     return 0
 
