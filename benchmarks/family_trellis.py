@@ -2,7 +2,9 @@
 
 For a family tuned by ``dnnjpeg family``, its held-out curve (each fold's tables evaluated on the
 classes its search never saw, pooled) is measured twice: written by libjpeg (as tuned) and by mozjpeg
-4.0.3 (the same tables and subsampling, trellis quantization, progressive). Both are compared, paired
+4.0.3 (the same tables and subsampling, trellis quantization), both progressive (mozjpeg's default) and
+rewritten losslessly as baseline (``family+trellis-baseline``: what ``dnnjpeg recompress --trellis``
+writes; same pixels, so only the bytes differ). All are compared, paired
 on the same images, with standard JPEG (libjpeg), mozjpeg with the standard tables (``mozjpeg-std``:
 what trellis alone gives) and mozjpeg's defaults (``mozjpeg``), at equal top-1 and at equal KL, with
 bootstrap intervals over the images. "family+trellis vs mozjpeg-std" is the tables' own gain on top
@@ -47,25 +49,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         libjpeg, reproduced = heldout_results(args.family, ev)
         trellis, _ = heldout_results(args.family, ev, encoder="mozjpeg")
+        trellis_baseline, _ = heldout_results(args.family, ev, encoder="trellis")
         curves = {  # quality -> Result, as `dnnjpeg family` keeps them
             "standard": {q: ev.evaluate(QTable.standard(q)) for q in qualities},
             "mozjpeg-std": evaluate_encoder_curve(ev, "mozjpeg-std", qualities),
             "mozjpeg": evaluate_encoder_curve(ev, "mozjpeg", qualities),
             "family": libjpeg,
             "family+trellis": trellis,
+            "family+trellis-baseline": trellis_baseline,
         }
     finally:
         ev.close()
     print(f"{args.family} on {ev.data_name} ({ev.n} images, {args.model}); held-out top-1 as recorded: "
           f"{all(reproduced.values())}; {time.perf_counter() - t0:.0f} s")
-    print("member   top-1 libjpeg  top-1 trellis   bytes libjpeg  bytes trellis   KL libjpeg  KL trellis")
+    print("member   top-1 libjpeg  top-1 trellis   bytes libjpeg  bytes trellis  bytes baseline"
+          "   KL libjpeg  KL trellis")
     for q in sorted(libjpeg):
-        a, b = libjpeg[q], trellis[q]
+        a, b, c = libjpeg[q], trellis[q], trellis_baseline[q]
         print(f"  q{q:<4} {a.top1:12.2%} {b.top1:14.2%} {a.bytes_mean:15.0f} {b.bytes_mean:14.0f} "
-              f"{a.kl_mean:12.4f} {b.kl_mean:11.4f}")
+              f"{c.bytes_mean:15.0f} {a.kl_mean:12.4f} {b.kl_mean:11.4f}")
     pairs = [("family", "standard"), ("family+trellis", "standard"), ("mozjpeg-std", "standard"),
              ("mozjpeg", "standard"), ("family+trellis", "mozjpeg-std"), ("family+trellis", "mozjpeg"),
-             ("family", "mozjpeg")]
+             ("family", "mozjpeg"), ("family+trellis-baseline", "standard"),
+             ("family+trellis-baseline", "mozjpeg-std"), ("family+trellis-baseline", "mozjpeg"),
+             ("family+trellis-baseline", "family")]
     rows = []
     for test, anchor in pairs:
         row = {"test": test, "anchor": anchor}

@@ -19,6 +19,10 @@ Registered families (:func:`encoder_families`):
 ``mozjpeg-std``
     mozjpeg 4.0.3 with the standard Annex K tables at quality ``q`` (``base_quant_tbl_idx=0``),
     trellis quantization, progressive: isolates trellis from mozjpeg's table choice.
+``trellis``
+    mozjpeg 4.0.3 trellis quantization with the standard tables at quality ``q`` (or a given
+    table), written as baseline sequential with optimized Huffman tables: what
+    ``dnnjpeg.save(..., trellis=True)`` and ``dnnjpeg recompress --trellis`` write.
 
 Any :class:`~dnnjpeg.QTable` can also be written by an encoder: :func:`make_encoder` with
 ``table=`` (e.g. ``make_encoder("mozjpeg", table=t)`` writes ``t`` with trellis quantization, in ``t``'s
@@ -35,7 +39,7 @@ Example:
     >>> data[:2] == b"\\xff\\xd8"
     True
     >>> sorted(encoder_families())
-    ['libjpeg', 'libjpeg-opt', 'mozjpeg', 'mozjpeg-std']
+    ['libjpeg', 'libjpeg-opt', 'mozjpeg', 'mozjpeg-std', 'trellis']
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ __all__ = [
 
 #: The jpeglib build used for mozjpeg.
 MOZJPEG_VERSION = "mozjpeg403"
+# The jpeglib build that rewrites mozjpeg's output as baseline (mozjpeg's own writer keeps
+# its progressive scan script even with progressive mode off).
+_TRANSCODER_VERSION = "turbo210"
 
 
 class EncoderError(DnnjpegError):
@@ -147,6 +154,10 @@ _SAMPLING_FACTORS = {"4:4:4": ((1, 1), (1, 1), (1, 1)), "4:2:2": ((1, 2), (1, 1)
 class MozjpegEncoder:
     """mozjpeg 4.0.3 through ``jpeglib``: trellis quantization, progressive, 4:2:0 unless a table says otherwise.
 
+    With ``progressive=False`` mozjpeg's coefficients (the same trellis decisions) are rewritten
+    losslessly as a baseline sequential JPEG with optimized Huffman tables (libjpeg-turbo's
+    transcoder, as ``jpegtran -optimize`` would), so any baseline decoder reads it.
+
     Args:
         quality: 1..100, scaling mozjpeg's base table ``base_table`` (ignored when ``table`` is given).
         table: write this QTable (luma for Y, chroma for Cb/Cr, and its ``subsampling``: 4:4:4, 4:2:2
@@ -154,13 +165,24 @@ class MozjpegEncoder:
         base_table: mozjpeg's base table index for ``quality`` (``None`` = mozjpeg's default, 3;
             0 = Annex K).
         trellis: trellis quantization of AC and DC coefficients (mozjpeg's default, on).
+        progressive: progressive coding with mozjpeg's optimized scans (its default); ``False``
+            writes the same coefficients as a baseline JPEG.
         name: label for results.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> img = np.zeros((16, 16, 3), dtype=np.uint8)
+        >>> data = MozjpegEncoder(table=QTable.standard(50), progressive=False).encode(img)
+        >>> "progressive" in Image.open(io.BytesIO(data)).info
+        False
     """
 
     quality: int | None = None
     table: QTable | None = None
     base_table: int | None = None
     trellis: bool = True
+    progressive: bool = True
     name: str = "mozjpeg"
 
     def __post_init__(self) -> None:
@@ -178,7 +200,7 @@ class MozjpegEncoder:
         """JSON-able description (stored as ``Result.table`` by the evaluator)."""
         return {
             "name": self.name, "encoder": MOZJPEG_VERSION, "quality": self.meta["quality"],
-            "base_table": self.base_table, "trellis": self.trellis,
+            "base_table": self.base_table, "trellis": self.trellis, "progressive": self.progressive,
             "table": None if self.table is None else self.table.to_dict(),
         }
 
@@ -208,12 +230,24 @@ class MozjpegEncoder:
                         if self.table is not None and arr.shape[2] == 3:
                             jpeg.samp_factor = np.array(_SAMPLING_FACTORS[self.table.subsampling])
                         jpeg.write_spatial(path, **kwargs)
+                    if not self.progressive:
+                        _rewrite_sequential(path)
                 except (RuntimeError, NotImplementedError) as exc:
                     raise EncoderError(f"jpeglib cannot load {MOZJPEG_VERSION}: {exc}") from None
             with open(path, "rb") as f:
                 return f.read()
         finally:
             os.unlink(path)
+
+
+def _rewrite_sequential(path: str) -> None:
+    """Rewrite the JPEG at ``path`` as baseline sequential, optimized Huffman tables, same coefficients."""
+    import jpeglib
+
+    with jpeglib.version(_TRANSCODER_VERSION):
+        coefficients = jpeglib.read_dct(path)
+        coefficients.markers = []  # the writer adds its own JFIF header
+        coefficients.write_dct(path, flags=["+OPTIMIZE_CODING"])
 
 
 @dataclass(frozen=True)
@@ -276,6 +310,11 @@ def _mozjpeg(quality: int | None = None, table: QTable | None = None) -> Encoder
 @register_encoder_family("mozjpeg-std", "mozjpeg 4.0.3 with standard Annex K tables, trellis, progressive")
 def _mozjpeg_std(quality: int | None = None, table: QTable | None = None) -> Encoder:
     return MozjpegEncoder(quality=quality, table=table, base_table=0, name="mozjpeg-std")
+
+
+@register_encoder_family("trellis", "mozjpeg 4.0.3 trellis quantization, standard tables, baseline, optimized Huffman")
+def _trellis(quality: int | None = None, table: QTable | None = None) -> Encoder:
+    return MozjpegEncoder(table=_table_or_standard(quality, table), progressive=False, name="trellis")
 
 
 def encoder_families() -> dict[str, str]:

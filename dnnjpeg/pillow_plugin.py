@@ -4,7 +4,9 @@ After ``dnnjpeg.register()``::
 
     img.save("x.jpg", "DNNJPEG", table="resnet50", quality=50)
 
-writes a standard baseline JPEG with the table's luma/chroma steps, unscaled.
+writes a standard baseline JPEG with the table's luma/chroma steps, unscaled.  With
+``trellis=True`` mozjpeg chooses the coefficients (trellis quantization: fewer bytes for
+the same table, see docs/tuned-families.md) and the file is still baseline.
 
 Options (the one place they are documented):
 
@@ -20,6 +22,10 @@ Options (the one place they are documented):
 ``exif``, ``icc_profile``, ``xmp``, ``comment``, ``dpi``
                   explicit values, override ``img.info``; ``b""`` drops one
 ``allow_16bit``   permit a table with steps > 255 (non-baseline; default False)
+``trellis``       let mozjpeg 4.0.3 (through ``jpeglib``) choose the quantized
+                  coefficients by trellis quantization (bool, default False);
+                  Huffman tables are then always optimized.  ``L`` and ``RGB``
+                  images only (after the mode rule below); baseline tables only.
 ================  ===========================================================
 
 Any other option raises ``ValueError``.
@@ -45,7 +51,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from .families import resolve_table
-from .qtable import SUBSAMPLINGS, QTableError
+from .qtable import SUBSAMPLINGS, QTable, QTableError
 
 __all__ = ["FORMAT", "SAVE_OPTIONS", "encode", "register", "save", "to_jpeg_mode"]
 
@@ -66,6 +72,7 @@ SAVE_OPTIONS: frozenset[str] = frozenset(
         "comment",
         "dpi",
         "allow_16bit",
+        "trellis",
     }
 )
 _METADATA_KEYS = ("exif", "icc_profile", "xmp", "comment", "dpi")
@@ -141,7 +148,7 @@ def _source_metadata(im: Image.Image) -> dict[str, Any]:
 
 
 def jpeg_save_kwargs(im: Image.Image, **options: Any) -> dict[str, Any]:
-    """Translate DNNJPEG options to Pillow ``"JPEG"`` save keywords (never ``quality``)."""
+    """Translate DNNJPEG options to Pillow ``"JPEG"`` save keywords (never ``quality``; ``trellis`` is not Pillow's)."""
     _check_options(options)
     table = options.get("table", "standard")
     quality = options.get("quality")
@@ -194,6 +201,14 @@ def save(im: Image.Image, fp: str | os.PathLike[str] | IO[bytes], table: Any = "
         >>> Image.open(buf).quantization[0][:4]
         [17, 16, 17, 20]
     """
+    if options.get("trellis", False):
+        data = _trellis_encode(im, table=table, **options)
+        if hasattr(fp, "write"):
+            fp.write(data)  # type: ignore[union-attr]
+        else:
+            with open(fp, "wb") as f:
+                f.write(data)
+        return
     kwargs = jpeg_save_kwargs(im, table=table, **options)
     to_jpeg_mode(im).save(fp, "JPEG", **kwargs)
 
@@ -205,9 +220,33 @@ def encode(im: Image.Image, table: Any = "standard", **options: Any) -> bytes:
     return buf.getvalue()
 
 
+def _trellis_encode(im: Image.Image, **options: Any) -> bytes:
+    """JPEG bytes written by mozjpeg (trellis quantization) with Pillow's metadata segments."""
+    from .encoders import MozjpegEncoder
+    from .jpegmarkers import replace_metadata
+
+    kwargs = jpeg_save_kwargs(im, **options)
+    out = to_jpeg_mode(im)
+    if out.mode not in ("L", "RGB"):
+        raise ValueError(f"trellis=True writes L and RGB images; this image is {out.mode} (write it with trellis=False)")
+    luma, chroma = kwargs.pop("qtables")
+    qt = QTable(luma, chroma, kwargs.pop("subsampling"))
+    if not qt.is_baseline:
+        raise QTableError("trellis=True writes baseline tables only (steps up to 255)")
+    progressive = kwargs.pop("progressive")
+    del kwargs["optimize"]  # mozjpeg always optimizes its Huffman tables
+    coded = MozjpegEncoder(table=qt, progressive=progressive, name="trellis").encode(np.asarray(out))
+    template = io.BytesIO()
+    Image.new(out.mode, (8, 8)).save(template, "JPEG", **kwargs)  # only the metadata segments are used
+    return replace_metadata(coded, template.getvalue())
+
+
 def _pillow_save_handler(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     options = {k: v for k, v in im.encoderinfo.items() if k not in _PILLOW_INTERNAL_KEYS}
     table = options.pop("table", "standard")
+    if options.get("trellis", False):
+        fp.write(_trellis_encode(im, table=table, **options))
+        return
     kwargs = jpeg_save_kwargs(im, table=table, **options)
     out = to_jpeg_mode(im)
     # Call Pillow's JPEG writer directly with exactly our options.  A nested

@@ -27,3 +27,6 @@ def test_demo_runs(tmp_path, capsys):
     outputs = sorted((tmp_path / "photos-dnn").glob("*.png"))
     assert outputs and all(p.read_bytes()[:2] == b"\xff\xd8" for p in outputs)  # JPEG data, names kept
     assert "nothing left to do" in out  # the second recompress resumed
+    trellis = {p.name: p.stat().st_size for p in (tmp_path / "photos-dnn-trellis").glob("*.png")}
+    assert trellis.keys() == {p.name for p in outputs}
+    assert sum(trellis.values()) < sum(p.stat().st_size for p in outputs)  # same table, fewer bytes

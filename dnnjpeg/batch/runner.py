@@ -317,7 +317,7 @@ def _settings(opts: Options, extension: str) -> dict[str, Any]:
         "keep_smaller": opts.keep_smaller,
         "extension": extension,
         "in_place": opts.in_place,
-    }
+    } | ({"trellis": True} if opts.trellis else {})  # runs without trellis keep their old fingerprint
 
 
 def _fingerprint(settings: dict[str, Any]) -> str:
@@ -381,6 +381,7 @@ def recompress(
     subsampling: str | None = None,
     optimize: bool = False,
     progressive: bool = False,
+    trellis: bool = False,
     max_pixels: int | None = None,
     scheduler: str | None = None,
     shard: str | tuple[int, int] | None = None,
@@ -414,7 +415,8 @@ def recompress(
             instead of refusing to run.
         extension: name rule for non-JPEG images: ``"keep"``, ``"replace"`` or ``"append"``.
         follow_symlinks: follow every symlink, also out of ``src`` (loops are detected).
-        subsampling, optimize, progressive: as for :func:`dnnjpeg.save`.
+        subsampling, optimize, progressive, trellis: as for :func:`dnnjpeg.save`; with
+            ``trellis``, CMYK images are written without it (the record says so).
         max_pixels: fail images with more pixels than this (default: Pillow's
             ``Image.MAX_IMAGE_PIXELS`` rule, an error beyond twice that).
         scheduler: address of a Dask scheduler (``tcp://host:8786``) to run on instead of
@@ -454,6 +456,7 @@ def recompress(
         subsampling=subsampling,
         optimize=optimize,
         progressive=progressive,
+        trellis=trellis,
         strip=strip,
         keep_smaller=keep_smaller,
         max_pixels=max_pixels,

@@ -66,6 +66,7 @@ class Options:
     subsampling: str | None = None
     optimize: bool = False
     progressive: bool = False
+    trellis: bool = False
     strip: bool = False
     keep_smaller: bool = False
     max_pixels: int | None = None  # None: Pillow's Image.MAX_IMAGE_PIXELS rule
@@ -246,13 +247,18 @@ def _write_output(
     return size, h.hexdigest()
 
 
-def _encode_options(im: Image.Image, opts: Options) -> dict[str, Any]:
+def _encode_options(im: Image.Image, opts: Options, record: dict[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {
         "subsampling": opts.subsampling,
         "optimize": opts.optimize,
         "progressive": opts.progressive,
         "keep_metadata": not opts.strip,
     }
+    if opts.trellis:
+        if im.mode == "CMYK":  # mozjpeg's path writes L and RGB only; keep the file's colours
+            _warn(record, "CMYK image written without trellis quantization")
+        else:
+            options["trellis"] = True
     if opts.strip:
         # Keep only the orientation, so the picture still displays the same way.
         orientation = im.getexif().get(_ORIENTATION)
@@ -261,6 +267,10 @@ def _encode_options(im: Image.Image, opts: Options) -> dict[str, Any]:
             exif[_ORIENTATION] = orientation
             options["exif"] = exif.tobytes()
     return options
+
+
+def _warn(record: dict[str, Any], warning: str) -> None:
+    record["warning"] = f"{record['warning']}; {warning}" if record.get("warning") else warning
 
 
 def _failed(record: dict[str, Any], reason: str) -> dict[str, Any]:
@@ -425,7 +435,7 @@ def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: d
             _failed(record, f"decompression bomb: {w}x{h} = {w * h} pixels exceeds the limit of {opts.max_pixels}")
             return None
         if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:  # Pillow only warns up to twice that
-            record["warning"] = f"{w}x{h} = {w * h} pixels is above Pillow's MAX_IMAGE_PIXELS"
+            _warn(record, f"{w}x{h} = {w * h} pixels is above Pillow's MAX_IMAGE_PIXELS")
         if im.format not in _JPEG_FORMATS and getattr(im, "n_frames", 1) > 1:
             return _keep_original(st, data, record, opts, f"{im.n_frames}-frame image kept unchanged")
         try:
@@ -433,7 +443,7 @@ def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: d
         except OSError as exc:
             _failed(record, f"truncated or corrupt image: {exc}")
             return None
-        out = encode(im, opts.table, **_encode_options(im, opts))
+        out = encode(im, opts.table, **_encode_options(im, opts, record))
     if opts.keep_smaller and record["format"] in _JPEG_FORMATS and len(out) >= len(data):
         return _keep_original(st, data, record, opts, f"recompressed size {len(out)} is not smaller (--keep-smaller)")
     return _Output(out, st, "ok", None)

@@ -23,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subsampling", choices=SUBSAMPLINGS, default=None, help="override the table's subsampling")
     parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
     parser.add_argument("--progressive", action="store_true", help="progressive JPEG")
+    parser.add_argument(
+        "--trellis", action="store_true", help="mozjpeg's trellis quantization: same table, fewer bytes, baseline"
+    )
     parser.add_argument("--strip", action="store_true", help="drop EXIF, ICC profile, XMP and comments")
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     parser.set_defaults(handler=run)
@@ -48,12 +51,13 @@ def run(args: argparse.Namespace) -> int:
                     subsampling=args.subsampling,
                     optimize=args.optimize,
                     progressive=args.progressive,
+                    trellis=args.trellis,
                     keep_metadata=not args.strip,
                 )
                 os.replace(tmp, dst)
             finally:
                 tmp.unlink(missing_ok=True)
-    except (OSError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DnnjpegError(f"{src}: {exc}") from None
     before = src.stat().st_size
     after = dst.stat().st_size

@@ -57,6 +57,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
     parser.add_argument("--progressive", action="store_true", help="progressive JPEG")
     parser.add_argument(
+        "--trellis",
+        action="store_true",
+        help="mozjpeg's trellis quantization with the same table: smaller files, still baseline (slower)",
+    )
+    parser.add_argument(
         "--max-pixels",
         type=_positive_int,
         default=None,
@@ -104,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             subsampling=args.subsampling,
             optimize=args.optimize,
             progressive=args.progressive,
+            trellis=args.trellis,
             max_pixels=args.max_pixels,
             scheduler=args.scheduler,
             shard=args.shard,
