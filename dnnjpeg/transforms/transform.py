@@ -97,6 +97,8 @@ class DNNJPEG(Transform):
             only ``None``.
         p: probability of compressing at all (per call).
         subsampling: ``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``, or ``None`` for each table's own.
+        trellis: quantize with mozjpeg's trellis quantization (the pixels of a dataset written
+            by ``dnnjpeg recompress --trellis``); slower.
 
     Raises:
         ValueError: any bad argument (unknown table, missing member, bad range, ``p``
@@ -122,12 +124,15 @@ class DNNJPEG(Transform):
         quality: int | tuple[int, int] | None = None,
         p: float = 1.0,
         subsampling: str | None = None,
+        trellis: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         if subsampling is not None and subsampling not in SUBSAMPLINGS:
             raise ValueError(f"subsampling {subsampling!r} is not one of {', '.join(SUBSAMPLINGS)} (or None)")
+        if not isinstance(trellis, bool):
+            raise ValueError(f"trellis must be True or False, got {trellis!r}")  # noqa: TRY004 (project rule)
         quality = _check_quality(quality)
         if isinstance(table, (QTable, str, os.PathLike)):
             entries: list[TableSpec] = [table]
@@ -143,10 +148,11 @@ class DNNJPEG(Transform):
         choices = []
         for entry in entries:
             members = _members(entry, quality)
-            choices.append(tuple((qt, _options_for(qt, subsampling)) for qt in members))
+            choices.append(tuple((qt, _options_for(qt, subsampling, trellis)) for qt in members))
         self.quality = quality
         self.p = float(p)
         self.subsampling = subsampling
+        self.trellis = trellis
         self._choices: tuple[tuple[tuple[QTable, dict[str, Any]], ...], ...] = tuple(choices)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
@@ -166,7 +172,8 @@ class DNNJPEG(Transform):
 
     def extra_repr(self) -> str:
         table = self.table if isinstance(self.table, (str, list)) else repr(self.table)
-        return f"table={table!r}, quality={self.quality}, p={self.p}, subsampling={self.subsampling}"
+        return (f"table={table!r}, quality={self.quality}, p={self.p}, subsampling={self.subsampling}, "
+                f"trellis={self.trellis}")
 
 
 def _draw(n: int) -> int:
