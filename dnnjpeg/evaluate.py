@@ -302,6 +302,11 @@ class Evaluator:
             (:meth:`~dnnjpeg.models.Classifier.fold_batchnorm`; default True): ~1.24x faster for
             EfficientNet-Lite on the CPU; logits move by ~1e-5 (not one of 15,000 top-1 predictions
             changed on the dev images, docs/evaluation.md).  ``False`` runs the model exactly as given.
+        writer: an encoder family of :mod:`dnnjpeg.encoders` (e.g. ``"trellis"``) that writes every table
+            this evaluator is given, in :meth:`evaluate` and :meth:`sizes`, instead of libjpeg; tables named
+            ``"standard"`` (``QTable.standard(q)``, the anchor every comparison is made against) are still
+            written by libjpeg.  Tuning with ``writer="trellis"`` finds tables for ``dnnjpeg recompress
+            --trellis``.  Default ``None``: libjpeg writes everything.
 
     Methods return :class:`Result`; all accept ``indices`` (dataset indices, any order; results
     come back in that order) so a search can work on subsets and folds.  Picklable (the model
@@ -324,8 +329,14 @@ class Evaluator:
         progress: bool = False,
         prefetch: bool | None = None,
         fold_batchnorm: bool = True,
+        writer: str | None = None,
     ) -> None:
+        from .encoders import get_family
         from .models import get
+
+        if writer is not None:
+            get_family(writer)  # an unknown name raises EncoderError listing the known ones
+        self.writer = writer
 
         if protocol not in PROTOCOLS:
             raise EvaluationError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -535,7 +546,7 @@ class Evaluator:
         """Evaluate ``table``: a QTable, a standard quality int, ``None`` (the uncompressed reference), or an
         encoder object (``encode(img) -> bytes``, ``to_dict()``, ``meta``; see :mod:`dnnjpeg.encoders`)."""
         t0 = time.perf_counter()
-        qt = table if is_encoder(table) else as_qtable(table)  # encoders: see dnnjpeg.encoders
+        qt = table if is_encoder(table) else self._written(as_qtable(table))  # encoders: see dnnjpeg.encoders
         idx = self._indices(indices)
         ref = self.reference(idx)
         if qt is None:
@@ -562,6 +573,14 @@ class Evaluator:
             **metrics,
         )
 
+    def _written(self, qt: QTable | None) -> Any:
+        """``qt`` as this evaluator writes it: through ``writer``, except standard tables and ``None``."""
+        if self.writer is None or qt is None or qt.meta.get("name") == "standard":
+            return qt
+        from .encoders import make_encoder
+
+        return make_encoder(self.writer, table=qt)
+
     def evaluate_standard(self, quality: int, indices: Sequence[int] | np.ndarray | None = None) -> Result:
         """Evaluate libjpeg's standard tables at ``quality``."""
         return self.evaluate(QTable.standard(int(quality)), indices=indices)
@@ -574,7 +593,7 @@ class Evaluator:
 
     def sizes(self, table: TableLike, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """JPEG bytes per image without running the model (fast rate-only queries, e.g. size matching)."""
-        qt = as_qtable(table)
+        qt = table if is_encoder(table) else self._written(as_qtable(table))
         idx = self._indices(indices)
         if qt is None:
             return self.bmp_bytes[idx].copy()
@@ -619,7 +638,8 @@ class Evaluator:
     def __repr__(self) -> str:
         return (
             f"<Evaluator {self.classifier.name} on {self.dataset.name} [{self.protocol}] n={self.n} "
-            f"device={self.device} batch={self.batch_size} workers={self.codec.workers}>"
+            f"device={self.device} batch={self.batch_size} workers={self.codec.workers}"
+            + (f" writer={self.writer}>" if self.writer else ">")
         )
 
 

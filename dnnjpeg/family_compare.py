@@ -58,9 +58,11 @@ def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluato
         family: a family dict, JSON path or shipped name, written by ``dnnjpeg family``.
         evaluator: an :class:`~dnnjpeg.evaluate.Evaluator` on the data the family was tuned on (its
             ``data_hash`` must match: the folds are classes of *that* data).
-        encoder: an encoder family of :mod:`dnnjpeg.encoders` that writes each fold table instead of
-            libjpeg (e.g. ``"mozjpeg"``: the same tables with trellis quantization).  The recorded
-            held-out top-1 was measured with libjpeg, so ``reproduced`` is then mostly False.
+        encoder: an encoder family of :mod:`dnnjpeg.encoders` that writes each fold table, e.g.
+            ``"mozjpeg"``: the same tables with trellis quantization.  Default: the evaluator's
+            ``writer`` if it has one, else the family's own (the ``writer`` its provenance records,
+            ``dnnjpeg family --writer``; libjpeg when none).  The recorded held-out top-1 was measured
+            with the family's own writer, so ``reproduced`` is mostly False with another.
 
     Raises:
         FamilyCompareError: no cross-validation record, or other data than the family's.
@@ -80,11 +82,13 @@ def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluato
             f"{prov.get('protocol')}); this evaluator has {evaluator.data_name!r} (hash {fingerprint}, {evaluator.n} "
             f"images, {evaluator.protocol}): held-out classes are only defined on the family's own data")
     k, fold_seed = int(prov["k"]), int(prov["fold_seed"])
+    # An explicit choice (encoder=, or the evaluator's writer) wins; otherwise the family's own writer.
+    chosen = encoder or getattr(evaluator, "writer", None) or prov.get("writer")
     writer = None
-    if encoder is not None:
+    if chosen is not None:
         from .encoders import get_family
 
-        writer = get_family(encoder)
+        writer = get_family(chosen)
     folds = class_disjoint_folds(evaluator.dataset.labels, k=k, seed=fold_seed)
     results: dict[int, Any] = {}
     reproduced: dict[int, bool] = {}

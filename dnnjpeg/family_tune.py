@@ -285,6 +285,7 @@ def tune_family(
         "tool": "dnnjpeg family", "version": __version__, "command": command, "model": evaluator.model_name,
         "model_fingerprint": getattr(evaluator.classifier, "fingerprint", None), "data": evaluator.data_name,
         "data_hash": data_hash, "n_images": evaluator.n, "protocol": evaluator.protocol,
+        **({"writer": evaluator.writer} if getattr(evaluator, "writer", None) else {}),
         "methods_compared": list(methods), "method": chosen, "chosen_by": choose_by, "budget": budget, "seed": seed,
         "signal": signal,
         "objective": f"size-matched-{signal}:Q", "projection": project, "space": space, "k": k,

@@ -295,3 +295,25 @@ def test_compare_families_refuses_other_data_and_untuned_files(family_run, dev_d
             compare_families(tmp_path / "x.json", out, ev)
     finally:
         ev.close()
+
+
+def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(family_run, dev_data, tmp_path):
+    """``--writer trellis``: every candidate written with trellis quantization, standard JPEG still libjpeg's."""
+    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.family_compare import heldout_results
+
+    out = tmp_path / "lite0-trellis.json"
+    args = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-trellis", "--qualities", "50",
+            "--methods", "sorted", "--budget", "2", "--encoders", "none", "--writer", "trellis",
+            "--data", str(dev_data), "--out", str(out)]
+    assert main(["family", *args]) == 0
+    data = json.loads(out.read_text())
+    assert data["provenance"]["writer"] == "trellis" and "--writer trellis" in data["provenance"]["command"]
+    with Evaluator("efficientnet_lite0", dev_data, limit=12) as ev:
+        _, reproduced = heldout_results(out, ev)  # written with the family's own writer
+        assert all(reproduced.values())
+        expected, _ = heldout_results(family_run[0], ev, encoder="trellis")
+    # A libjpeg-tuned family through an evaluator with a writer: written by that writer.
+    with Evaluator("efficientnet_lite0", dev_data, limit=12, writer="trellis") as ev:
+        got, _ = heldout_results(family_run[0], ev)
+    assert {q: r.bytes_mean for q, r in got.items()} == {q: r.bytes_mean for q, r in expected.items()}

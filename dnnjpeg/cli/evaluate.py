@@ -34,7 +34,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="torchvision:/timm: models with random weights (tests; no download)",
     )
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
+    add_writer_argument(parser)
     add_fold_argument(parser)
+
+
+def add_writer_argument(parser: argparse.ArgumentParser) -> None:
+    """``--writer ENCODER``: who writes the tables (see ``Evaluator(writer=...)``)."""
+    parser.add_argument(
+        "--writer",
+        default=None,
+        metavar="ENCODER",
+        help="write every table with this encoder of dnnjpeg.encoders instead of libjpeg (e.g. trellis: what "
+        "recompress --trellis writes); standard JPEG stays libjpeg's",
+    )
 
 
 def add_fold_argument(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +76,7 @@ def make_evaluator(args: argparse.Namespace, **overrides: Any) -> Evaluator:
         "limit": args.limit,
         "cache": not args.no_cache,
         "fold_batchnorm": not args.no_fold_batchnorm,
+        "writer": getattr(args, "writer", None),
         "progress": sys.stderr.isatty() and not getattr(args, "json", False) or getattr(args, "progress", False),
     }
     options.update(overrides)

@@ -60,6 +60,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append("--no-project")
     if args.no_fold_batchnorm:
         parts.append("--no-fold-batchnorm")
+    if args.writer is not None:
+        parts += ["--writer", args.writer]
     if args.protocol != "crop224":
         parts += ["--protocol", args.protocol]
     if args.limit is not None:

@@ -189,6 +189,7 @@ def evaluator_identity(evaluator: Any) -> dict[str, Any]:
         "data_fingerprint": str(data_fp),
         "protocol": protocol,
         "n_images": int(evaluator.n),
+        "writer": getattr(evaluator, "writer", None),
     }
 
 
@@ -637,7 +638,7 @@ def tune(
         method=method, objective=obj.spec, space=str(sp), seed=seed, options=opts,
         model=ident["model"], model_fingerprint=ident["model_fingerprint"], data=ident["data"],
         data_fingerprint=ident["data_fingerprint"], protocol=ident["protocol"], n_images=ident["n_images"],
-        fidelity=None if fid is None else fid.to_list(),
+        writer=ident["writer"], fidelity=None if fid is None else fid.to_list(),
         projection=quality if project else None,
     )
     store = open_storage(spec)
@@ -740,6 +741,7 @@ def _result(study: Any, spec: StorageSpec, name: str, config: StudyConfig, objec
         "n_images": config.n_images,
         "fidelity": config.to_dict()["fidelity"],
         "projection": config.projection,
+        **({"writer": config.writer} if config.writer else {}),
         "trial": best["number"],
         "trials_complete": len(complete),
         "trials_pruned": sum(r["state"] == "PRUNED" for r in rows),

@@ -65,7 +65,7 @@ CURVE_KEY = "dnnjpeg.curve"
 
 #: Config fields that must match when a study is reopened.
 _IDENTITY_FIELDS = ("method", "objective", "space", "seed", "options", "model", "model_fingerprint", "data_fingerprint",
-                    "protocol", "n_images", "fidelity", "projection")
+                    "protocol", "n_images", "fidelity", "projection", "writer")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class StudyConfig:
     n_images: int = 0
     fidelity: Sequence[Any] | None = None
     projection: int | None = None  # the quality every candidate is scaled to (tune(project=True))
+    writer: str | None = None  # the encoder family writing candidates (Evaluator(writer=)); None: libjpeg
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
