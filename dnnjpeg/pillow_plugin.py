@@ -230,9 +230,9 @@ def _trellis_encode(im: Image.Image, **options: Any) -> bytes:
     if out.mode not in ("L", "RGB"):
         raise ValueError(f"trellis=True writes L and RGB images; this image is {out.mode} (write it with trellis=False)")
     luma, chroma = kwargs.pop("qtables")
-    qt = QTable(luma, chroma, kwargs.pop("subsampling"))
-    if not qt.is_baseline:
+    if max(*luma, *chroma) > 255:
         raise QTableError("trellis=True writes baseline tables only (steps up to 255)")
+    qt = QTable(luma, chroma, kwargs.pop("subsampling"))
     progressive = kwargs.pop("progressive")
     del kwargs["optimize"]  # mozjpeg always optimizes its Huffman tables
     coded = MozjpegEncoder(table=qt, progressive=progressive, name="trellis").encode(np.asarray(out))
