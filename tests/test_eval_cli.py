@@ -159,3 +159,16 @@ def test_parse_qualities() -> None:
     assert parse_qualities("10,30") == [10, 30]
     with pytest.raises(ValueError):
         parse_qualities("0,50")
+
+
+def test_evaluate_with_a_writer_labels_and_writes_the_table_so(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["evaluate", "--model", "torchvision:mobilenet_v3_small", "--no-pretrained", "--data", str(folder),
+            "--limit", "2", "--device", "cpu", "--writer", "trellis"]
+    assert main([*base, "--table", "resnet50"]) == 0
+    assert "resnet50 written by trellis, n=2" in capsys.readouterr().out
+    assert main([*base, "--table", "resnet50", "--json"]) == 0
+    assert _json(capsys)["table"]["encoder"] == "mozjpeg403"  # the writer's description is recorded
+    assert main([*base, "--standard", "50"]) == 0
+    assert "standard q50, n=2" in capsys.readouterr().out  # the anchor stays libjpeg's
+    assert main([*base[:-1], "bogus", "--standard", "50"]) == 2
+    assert "unknown encoder 'bogus'" in capsys.readouterr().err

@@ -124,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             else f"{args.table}" + (f" q{args.quality}" if args.quality is not None else "")
         )
     )
+    if table is not None and args.writer is not None and table.meta.get("name") != "standard":  # see Evaluator
+        label += f" written by {args.writer}"
     print(f"{result.model} on {result.data} [{result.protocol}], {label}, n={s['n']}")
     print(f"  top1 {s['top1']:.4f}  top5 {s['top5']:.4f}  agreement {s['agreement']:.4f}")
     print(f"  ce {s['ce']:.4f}  kl {s['kl']:.4f}")
