@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image
+
 VARIANTS = {"plain": {}, "optimize": {"optimize": True}, "trellis": {"trellis": True}}
 
 
@@ -34,10 +36,11 @@ def _output_bytes(folder: str) -> tuple[int, int]:
         for name in names:
             if name.startswith(".dnnjpeg"):
                 continue
-            data = Path(dirpath, name).read_bytes()
-            if b"\xff\xc0" not in data or b"\xff\xc2" in data:
-                raise SystemExit(f"{name}: not a baseline JPEG")
-            total += len(data)
+            path = Path(dirpath, name)
+            with Image.open(path) as im:  # Pillow reads the frame header: progressive (SOF2) or not
+                if im.format != "JPEG" or "progressive" in im.info:
+                    raise SystemExit(f"{name}: not a baseline JPEG")
+            total += path.stat().st_size
             files += 1
     return total, files
 
