@@ -131,8 +131,6 @@ class DNNJPEG(Transform):
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         if subsampling is not None and subsampling not in SUBSAMPLINGS:
             raise ValueError(f"subsampling {subsampling!r} is not one of {', '.join(SUBSAMPLINGS)} (or None)")
-        if not isinstance(trellis, bool):
-            raise ValueError(f"trellis must be True or False, got {trellis!r}")  # noqa: TRY004 (project rule)
         quality = _check_quality(quality)
         if isinstance(table, (QTable, str, os.PathLike)):
             entries: list[TableSpec] = [table]
