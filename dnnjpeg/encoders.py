@@ -70,6 +70,7 @@ __all__ = [
     "make_encoder",
     "parse_encoder_list",
     "register_encoder_family",
+    "require_jpeglib",
 ]
 
 #: The jpeglib build used for mozjpeg.
@@ -81,6 +82,17 @@ _TRANSCODER_VERSION = "turbo210"
 
 class EncoderError(DnnjpegError):
     """Unknown encoder name, bad quality, or an encoder library that is missing."""
+
+
+def require_jpeglib() -> Any:
+    """The ``jpeglib`` module (mozjpeg's way in), or an :class:`EncoderError` saying how to install it."""
+    try:
+        import jpeglib
+    except ImportError:
+        raise EncoderError(
+            "mozjpeg (trellis quantization) needs the jpeglib package: pip install 'dnnjpeg[trellis]'"
+        ) from None
+    return jpeglib
 
 
 @runtime_checkable
@@ -205,8 +217,7 @@ class MozjpegEncoder:
         }
 
     def encode(self, img: np.ndarray) -> bytes:
-        import jpeglib
-
+        jpeglib = require_jpeglib()
         arr = _check_image(img)
         if arr.ndim == 2:
             arr = arr[..., None]
@@ -242,8 +253,7 @@ class MozjpegEncoder:
 
 def _rewrite_sequential(path: str) -> None:
     """Rewrite the JPEG at ``path`` as baseline sequential, optimized Huffman tables, same coefficients."""
-    import jpeglib
-
+    jpeglib = require_jpeglib()
     with jpeglib.version(_TRANSCODER_VERSION):
         coefficients = jpeglib.read_dct(path)
         coefficients.markers = []  # the writer adds its own JFIF header

@@ -26,6 +26,7 @@ Options (the one place they are documented):
                   coefficients by trellis quantization (bool, default False);
                   Huffman tables are then always optimized.  ``L`` and ``RGB``
                   images only (after the mode rule below); baseline tables only.
+                  Needs ``jpeglib`` (``pip install 'dnnjpeg[trellis]'``).
 ================  ===========================================================
 
 Any other option raises ``ValueError``.

@@ -209,3 +209,24 @@ def test_transform_trellis_gives_the_pixels_of_a_trellis_file(photo):
     with pytest.raises(ValueError, match="trellis"):
         DNNJPEG("efficientnet_lite0", trellis="yes")
     assert "trellis=True" in repr(DNNJPEG("efficientnet_lite0", trellis=True))
+
+
+def test_without_jpeglib_every_entry_point_says_how_to_install_it(photo, tmp_path: Path, monkeypatch, capsys):
+    import sys
+
+    from dnnjpeg.encoders import EncoderError
+    from dnnjpeg.transforms import DNNJPEG
+
+    monkeypatch.setitem(sys.modules, "jpeglib", None)  # what `import jpeglib` meets where it is not installed
+    hint = r"pip install 'dnnjpeg\[trellis\]'"
+    with pytest.raises(EncoderError, match=hint):
+        dnnjpeg.encode(photo, "efficientnet_lite0", trellis=True)
+    with pytest.raises(EncoderError, match=hint):
+        DNNJPEG("efficientnet_lite0", trellis=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    photo.save(src / "a.png")
+    assert main(["recompress", str(src), str(tmp_path / "dst"), "--table", "standard", "--trellis"]) == 2
+    assert "dnnjpeg[trellis]" in capsys.readouterr().err
+    assert not (tmp_path / "dst").exists()  # refused before anything was written
+    assert dnnjpeg.encode(photo, "efficientnet_lite0")  # libjpeg needs no jpeglib

@@ -444,6 +444,10 @@ def recompress(
     qt = resolve_table(table, quality)
     # Surface table/option errors now rather than once per file.
     jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling)
+    if trellis:
+        from ..encoders import require_jpeglib
+
+        require_jpeglib()
     if fsync is None:
         fsync = in_place
     if workers is None:

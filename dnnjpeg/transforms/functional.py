@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from ..encoders import MozjpegEncoder
+from ..encoders import MozjpegEncoder, require_jpeglib
 from ..families import resolve_table
 from ..pillow_plugin import to_jpeg_mode
 from ..qtable import SUBSAMPLINGS, QTable
@@ -85,6 +85,7 @@ def _options_for(qt: QTable, subsampling: str | None, trellis: bool = False) -> 
         raise ValueError(f"trellis must be True or False, got {trellis!r}")  # noqa: TRY004 (project rule)
     opts: dict[str, Any] = {"qtables": [list(qt.luma), list(qt.chroma)], "subsampling": subsampling}
     if trellis:
+        require_jpeglib()  # say now, not at the first image, when it is missing
         # Progressive is mozjpeg's cheaper path; its pixels are those of the baseline file.
         table = QTable(qt.luma, qt.chroma, subsampling)
         opts["encoder"] = MozjpegEncoder(table=table, progressive=True, name="trellis")
