@@ -134,7 +134,7 @@ def test_replace_metadata_names_the_broken_structure(data, message):
         replace_metadata(data, b"\xff\xd8\xff\xd9")
 
 
-def test_recompress_trellis_writes_smaller_baseline_files(photo, tmp_path: Path):
+def test_recompress_trellis_writes_smaller_baseline_files(photo, tmp_path: Path, capsys):
     src = tmp_path / "src"
     src.mkdir()
     tagged = _with_metadata(photo)
@@ -142,9 +142,14 @@ def test_recompress_trellis_writes_smaller_baseline_files(photo, tmp_path: Path)
     photo.convert("CMYK").save(src / "cmyk.jpg", quality=95)
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     assert main(["recompress", str(src), str(tmp_path / "plain"), "--table", "efficientnet_lite0", "--workers", "0"]) == 1
+    capsys.readouterr()
     code = main(["recompress", str(src), str(tmp_path / "trellis"), "--table", "efficientnet_lite0", "--trellis",
-                 "--workers", "0"])
+                 "--workers", "0", "--report", str(tmp_path / "report.json")])
     assert code == 1  # the broken file fails; the others are written
+    out = capsys.readouterr().out
+    assert "warnings (1):\n  cmyk.jpg: CMYK image written without trellis quantization" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["warnings"] == [{"path": "cmyk.jpg", "warning": "CMYK image written without trellis quantization"}]
     plain, trellis = (tmp_path / "plain" / "photo.jpg").read_bytes(), (tmp_path / "trellis" / "photo.jpg").read_bytes()
     assert len(trellis) < 0.95 * len(plain) and _is_baseline(trellis)
     back = _reopen(trellis)

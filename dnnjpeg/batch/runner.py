@@ -59,6 +59,8 @@ class Summary:
     ``ok``: re-encoded; ``kept``: original bytes kept; ``copied``: not an image, copied
     unchanged; ``failed``: see ``failures``; ``skipped``: left alone on purpose (symlinks out
     of SRC, special files, non-images with ``images_only``), see ``skipped_entries``.
+    ``warnings``: files this run finished with a warning (e.g. a CMYK image written without
+    ``trellis``, an image above Pillow's pixel limit).
     ``bytes_before``/``bytes_after`` cover ok + kept + copied files; ``image_bytes_*`` only ok + kept.
     """
 
@@ -85,6 +87,7 @@ class Summary:
     bad_manifest_lines: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped_entries: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -132,6 +135,12 @@ class Summary:
                 lines.append(f"  {display(f['path'])}: {f['reason']}")
             if self.failed > max_failures:
                 lines.append(f"  ... and {self.failed - max_failures} more (see the report or the manifest)")
+        if self.warnings:
+            lines.append(f"warnings ({len(self.warnings)}):")
+            for w in self.warnings[:max_failures]:
+                lines.append(f"  {display(w['path'])}: {w['warning']}")
+            if len(self.warnings) > max_failures:
+                lines.append(f"  ... and {len(self.warnings) - max_failures} more (see the report or the manifest)")
         return "\n".join(lines)
 
 
@@ -584,6 +593,8 @@ def recompress(
                 if rec["status"] == "failed":
                     summary.failed += 1
                     summary.failures.append({"path": rec["path"], "reason": rec["reason"], "earlier_run": False})
+                elif rec.get("warning"):
+                    summary.warnings.append({"path": rec["path"], "warning": rec["warning"]})
                 bar.update(rec["src_size"] or 0, summary.failed)
 
         try:
@@ -602,6 +613,7 @@ def recompress(
         finally:
             bar.close()
             summary.failures.sort(key=lambda f: f["path"])
+            summary.warnings.sort(key=lambda w: w["path"])
             summary.seconds = time.perf_counter() - t_start
             if report is not None:
                 _write_report(
@@ -610,7 +622,9 @@ def recompress(
                         "format": "dnnjpeg-recompress-report",
                         "version": 1,
                         "summary": {
-                            k: v for k, v in summary.to_dict().items() if k not in ("failures", "skipped_entries")
+                            k: v
+                            for k, v in summary.to_dict().items()
+                            if k not in ("failures", "skipped_entries", "warnings")
                         },
                         "settings": {
                             "table": qt.meta.get("name", str(table) if not isinstance(table, QTable) else None),
@@ -620,6 +634,7 @@ def recompress(
                         },
                         "failures": summary.failures,
                         "skipped": summary.skipped_entries,
+                        "warnings": summary.warnings,
                     },
                 )
     return summary
