@@ -107,6 +107,7 @@ class SearchMethod(ABC):
             at that budget proposes, so a budget-30 journal extended to 100 is a budget-100 search.
 
     Example:
+        >>> from dnnjpeg.search import make_method  # the package registers every method
         >>> m = make_method("sorted", "single", seed=3)
         >>> t = m.ask()
         >>> m.tell(t, 0.5)
@@ -268,6 +269,7 @@ def available_methods() -> list[str]:
     """Registered method names.
 
     Example:
+        >>> from dnnjpeg.search import available_methods  # the package registers every method
         >>> {"sorted", "bounded", "bayes", "bandit", "deepn", "nsga2"} <= set(available_methods())
         True
     """
