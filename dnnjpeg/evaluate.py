@@ -573,13 +573,22 @@ class Evaluator:
             **metrics,
         )
 
-    def _written(self, qt: QTable | None) -> Any:
-        """``qt`` as this evaluator writes it: through ``writer``, except standard tables and ``None``."""
+    def writer_for(self, table: TableLike) -> str | None:
+        """The encoder family that writes ``table`` here: ``writer``, or ``None`` (libjpeg) for standard tables,
+        ``None`` (the uncompressed reference) and encoder objects (they write themselves)."""
+        qt = None if is_encoder(table) else as_qtable(table)
         if self.writer is None or qt is None or qt.meta.get("name") == "standard":
+            return None
+        return self.writer
+
+    def _written(self, qt: QTable | None) -> Any:
+        """``qt`` as this evaluator writes it (see :meth:`writer_for`)."""
+        writer = self.writer_for(qt)
+        if writer is None:
             return qt
         from .encoders import make_encoder
 
-        return make_encoder(self.writer, table=qt)
+        return make_encoder(writer, table=qt)
 
     def evaluate_standard(self, quality: int, indices: Sequence[int] | np.ndarray | None = None) -> Result:
         """Evaluate libjpeg's standard tables at ``quality``."""

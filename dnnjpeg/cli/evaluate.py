@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         table = None
     with make_evaluator(args) as ev:
         result = ev.evaluate(table)
+        writer = ev.writer_for(table)
     if args.json:
         print(json.dumps(result.to_dict(per_image=args.per_image)))
         return 0
@@ -124,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
             else f"{args.table}" + (f" q{args.quality}" if args.quality is not None else "")
         )
     )
-    if table is not None and args.writer is not None and table.meta.get("name") != "standard":  # see Evaluator
-        label += f" written by {args.writer}"
+    if writer is not None:
+        label += f" written by {writer}"
     print(f"{result.model} on {result.data} [{result.protocol}], {label}, n={s['n']}")
     print(f"  top1 {s['top1']:.4f}  top5 {s['top5']:.4f}  agreement {s['agreement']:.4f}")
     print(f"  ce {s['ce']:.4f}  kl {s['kl']:.4f}")
