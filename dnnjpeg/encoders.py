@@ -60,11 +60,13 @@ from .qtable import QTable
 
 __all__ = [
     "MOZJPEG_VERSION",
+    "TRELLIS_MODES",
     "Encoder",
     "EncoderError",
     "EncoderFamily",
     "MozjpegEncoder",
     "PillowEncoder",
+    "check_trellis_mode",
     "encoder_families",
     "get_family",
     "make_encoder",
@@ -78,6 +80,8 @@ MOZJPEG_VERSION = "mozjpeg403"
 # The jpeglib build that rewrites mozjpeg's output as baseline (mozjpeg's own writer keeps
 # its progressive scan script even with progressive mode off).
 _TRANSCODER_VERSION = "turbo210"
+#: The PIL image modes mozjpeg's trellis quantization writes (CMYK goes through libjpeg).
+TRELLIS_MODES = ("L", "RGB")
 
 
 class EncoderError(DnnjpegError):
@@ -93,6 +97,23 @@ def require_jpeglib() -> Any:
             "mozjpeg (trellis quantization) needs the jpeglib package: pip install 'dnnjpeg[trellis]'"
         ) from None
     return jpeglib
+
+
+def check_trellis_mode(mode: str) -> None:
+    """Raise ``ValueError`` unless trellis quantization can write a PIL image of this ``mode``.
+
+    Example:
+        >>> check_trellis_mode("RGB")
+        >>> check_trellis_mode("CMYK")
+        Traceback (most recent call last):
+        ...
+        ValueError: trellis quantization writes L and RGB images; this image is CMYK (write it with trellis=False)
+    """
+    if mode not in TRELLIS_MODES:
+        raise ValueError(
+            f"trellis quantization writes {' and '.join(TRELLIS_MODES)} images; this image is {mode} "
+            "(write it with trellis=False)"
+        )
 
 
 @runtime_checkable

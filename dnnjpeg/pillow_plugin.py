@@ -223,13 +223,12 @@ def encode(im: Image.Image, table: Any = "standard", **options: Any) -> bytes:
 
 def _trellis_encode(im: Image.Image, **options: Any) -> bytes:
     """JPEG bytes written by mozjpeg (trellis quantization) with Pillow's metadata segments."""
-    from .encoders import MozjpegEncoder
+    from .encoders import MozjpegEncoder, check_trellis_mode
     from .jpegmarkers import replace_metadata
 
     kwargs = jpeg_save_kwargs(im, **options)
     out = to_jpeg_mode(im)
-    if out.mode not in ("L", "RGB"):
-        raise ValueError(f"trellis=True writes L and RGB images; this image is {out.mode} (write it with trellis=False)")
+    check_trellis_mode(out.mode)
     luma, chroma = kwargs.pop("qtables")
     if max(*luma, *chroma) > 255:
         raise QTableError("trellis=True writes baseline tables only (steps up to 255)")

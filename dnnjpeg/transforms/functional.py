@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from ..encoders import MozjpegEncoder, require_jpeglib
+from ..encoders import MozjpegEncoder, check_trellis_mode, require_jpeglib
 from ..families import resolve_table
 from ..pillow_plugin import to_jpeg_mode
 from ..qtable import SUBSAMPLINGS, QTable
@@ -158,8 +158,7 @@ def _roundtrip_pil(im: Image.Image, opts: dict[str, Any]) -> Image.Image:
         buf = io.BytesIO()
         im.save(buf, "JPEG", **opts)
     else:
-        if im.mode not in ("L", "RGB"):
-            raise ValueError(f"trellis quantization takes L and RGB images; this image is {im.mode}")
+        check_trellis_mode(im.mode)
         buf = io.BytesIO(encoder.encode(np.asarray(im)))
     buf.seek(0)
     out = Image.open(buf, formats=("JPEG",))
