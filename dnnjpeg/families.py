@@ -34,6 +34,7 @@ __all__ = [
     "resolve_table",
     "shipped_tables_dir",
     "tables",
+    "tuned_writer",
 ]
 
 #: Value of the ``format`` key in a family JSON file.
@@ -59,6 +60,13 @@ class Family:
     default_quality: int
     provenance: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def writer(self) -> str | None:
+        """The encoder family the tables were tuned to be written by (``dnnjpeg family --writer``);
+        ``None``: libjpeg, what Pillow writes."""
+        w = self.provenance.get("writer")
+        return str(w) if w else None
 
     @property
     def qualities(self) -> list[int]:
@@ -225,6 +233,22 @@ def load(name: str | os.PathLike[str], quality: int | None = None) -> QTable:
     if not isinstance(name, str):
         raise QTableError(f"table name must be a string or path, got {type(name).__name__}")
     return load_family(name).get(quality)
+
+
+def tuned_writer(table: QTable) -> str | None:
+    """The encoder family ``table`` was tuned to be written by, from its provenance (``"trellis"`` for a
+    table from ``dnnjpeg family --writer trellis``); ``None`` when libjpeg's (or unrecorded).
+
+    A table is a valid baseline table whatever writes it; written by another encoder than the one it
+    was tuned for, it keeps its size match only roughly and its measured accuracy not at all.
+
+    Example:
+        >>> tuned_writer(load("efficientnet_lite0")) is None
+        True
+    """
+    prov = table.meta.get("provenance")
+    w = prov.get("writer") if isinstance(prov, Mapping) else None
+    return str(w) if w else None
 
 
 def _looks_like_path(name: str | os.PathLike[str]) -> bool:

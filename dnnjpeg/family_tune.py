@@ -315,7 +315,9 @@ def tune_family(
     family = {
         "format": "dnnjpeg-family", "version": 1, "name": name,
         "description": f"{evaluator.model_name} tables size-matched to standard JPEG q{', q'.join(map(str, qs))} "
-                       f"({chosen} search, {signal} objective, chosen by {k}-fold class-disjoint cross-validation)",
+                       f"({chosen} search, {signal} objective, chosen by {k}-fold class-disjoint cross-validation"
+                       + (f"; tuned to be written by the {evaluator.writer} encoder)"
+                          if getattr(evaluator, "writer", None) else ")"),
         "default_quality": 50 if 50 in qs else qs[len(qs) // 2],
         "provenance": family_prov,
         "metrics": {

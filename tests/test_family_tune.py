@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -297,9 +298,10 @@ def test_compare_families_refuses_other_data_and_untuned_files(family_run, dev_d
         ev.close()
 
 
-def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(family_run, dev_data, tmp_path):
+def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(family_run, dev_data, tmp_path, capsys):
     """``--writer trellis``: every candidate written with trellis quantization, standard JPEG still libjpeg's."""
     from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.families import find_family, tuned_writer
     from dnnjpeg.family_compare import heldout_results
 
     out = tmp_path / "lite0-trellis.json"
@@ -309,6 +311,20 @@ def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(famil
     assert main(["family", *args]) == 0
     data = json.loads(out.read_text())
     assert data["provenance"]["writer"] == "trellis" and "--writer trellis" in data["provenance"]["command"]
+    family = find_family(out)
+    assert family.writer == "trellis" and "written by the trellis encoder" in family.description
+    assert tuned_writer(family.get(50)) == "trellis" and find_family(family_run[0]).writer is None
+    # compress says so when the table is written without the encoder it was tuned for
+    photo = min(dev_data.rglob("*.JPEG"))
+    capsys.readouterr()
+    assert main(["compress", str(photo), str(tmp_path / "plain.jpg"), "--table", str(out)]) == 0
+    assert "tuned to be written by the trellis encoder" in capsys.readouterr().err
+    assert main(["compress", str(photo), str(tmp_path / "trellis.jpg"), "--table", str(out), "--trellis"]) == 0
+    assert "tuned to be written" not in capsys.readouterr().err
+    (tmp_path / "src").mkdir()
+    shutil.copy(photo, tmp_path / "src")
+    assert main(["recompress", str(tmp_path / "src"), str(tmp_path / "dst"), "--table", str(out), "--no-progress"]) == 0
+    assert "pass --trellis to write what it was tuned for" in capsys.readouterr().err
     with Evaluator("efficientnet_lite0", dev_data, limit=12) as ev:
         _, reproduced = heldout_results(out, ev)  # written with the family's own writer
         assert all(reproduced.values())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from PIL import Image
 
 from ..errors import DnnjpegError
+from ..families import resolve_table, tuned_writer
 from ..pillow_plugin import save
 from ..qtable import SUBSAMPLINGS
 from . import register_command
@@ -31,6 +33,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
+def writer_note(table: str, quality: int | None, trellis: bool) -> str | None:
+    """A line for stderr when ``table`` was tuned for another writer than the one this command uses
+    (e.g. a ``dnnjpeg family --writer trellis`` table written without ``--trellis``); else ``None``.
+    Tables that cannot be resolved give ``None`` (the command's own error names them)."""
+    try:
+        tuned_for = tuned_writer(resolve_table(table, quality))
+    except (OSError, ValueError):
+        return None
+    if tuned_for is None or (tuned_for == "trellis" and trellis):
+        return None
+    used = "trellis" if trellis else "libjpeg"
+    hint = "; pass --trellis to write what it was tuned for" if tuned_for == "trellis" else ""
+    return (f"note: table {table!r} was tuned to be written by the {tuned_for} encoder; this writes it with "
+            f"{used} (valid JPEG, but not the size and accuracy it was tuned for){hint}")
+
+
 def run(args: argparse.Namespace) -> int:
     src: Path = args.input
     dst: Path = args.output
@@ -38,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         raise DnnjpegError(f"{dst}: already exists (pass --force to overwrite)")
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
         raise DnnjpegError(f"{dst}: output is the input file; refusing to overwrite it")
+    note = writer_note(args.table, args.quality, args.trellis)
+    if note:
+        print(note, file=sys.stderr)
     try:
         with Image.open(src) as im:
             im.load()

@@ -89,7 +89,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..batch import recompress
+    from .compress import writer_note
 
+    note = writer_note(args.table, args.quality, args.trellis)
+    if note:
+        print(note, file=sys.stderr)
     try:
         summary = recompress(
             args.src,
