@@ -65,8 +65,7 @@ class Family:
     def writer(self) -> str | None:
         """The encoder family the tables were tuned to be written by (``dnnjpeg family --writer``);
         ``None``: libjpeg, what Pillow writes."""
-        w = self.provenance.get("writer")
-        return str(w) if w else None
+        return _recorded_writer(self.provenance)
 
     @property
     def qualities(self) -> list[int]:
@@ -246,8 +245,11 @@ def tuned_writer(table: QTable) -> str | None:
         >>> tuned_writer(load("efficientnet_lite0")) is None
         True
     """
-    prov = table.meta.get("provenance")
-    w = prov.get("writer") if isinstance(prov, Mapping) else None
+    return _recorded_writer(table.meta.get("provenance"))
+
+
+def _recorded_writer(provenance: Any) -> str | None:
+    w = provenance.get("writer") if isinstance(provenance, Mapping) else None
     return str(w) if w else None
 
 

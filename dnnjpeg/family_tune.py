@@ -281,11 +281,12 @@ def tune_family(
 
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     data_hash = evaluator.dataset.fingerprint(evaluator.protocol)
+    writer = getattr(evaluator, "writer", None)
     family_prov = {
         "tool": "dnnjpeg family", "version": __version__, "command": command, "model": evaluator.model_name,
         "model_fingerprint": getattr(evaluator.classifier, "fingerprint", None), "data": evaluator.data_name,
         "data_hash": data_hash, "n_images": evaluator.n, "protocol": evaluator.protocol,
-        **({"writer": evaluator.writer} if getattr(evaluator, "writer", None) else {}),
+        **({"writer": writer} if writer else {}),
         "methods_compared": list(methods), "method": chosen, "chosen_by": choose_by, "budget": budget, "seed": seed,
         "signal": signal,
         "objective": f"size-matched-{signal}:Q", "projection": project, "space": space, "k": k,
@@ -316,8 +317,7 @@ def tune_family(
         "format": "dnnjpeg-family", "version": 1, "name": name,
         "description": f"{evaluator.model_name} tables size-matched to standard JPEG q{', q'.join(map(str, qs))} "
                        f"({chosen} search, {signal} objective, chosen by {k}-fold class-disjoint cross-validation"
-                       + (f"; tuned to be written by the {evaluator.writer} encoder)"
-                          if getattr(evaluator, "writer", None) else ")"),
+                       + (f"; tuned to be written by the {writer} encoder)" if writer else ")"),
         "default_quality": 50 if 50 in qs else qs[len(qs) // 2],
         "provenance": family_prov,
         "metrics": {
