@@ -57,3 +57,27 @@ def test_tune_records_the_writer_and_will_not_resume_with_another(folder, tmp_pa
     plain = tune(_evaluator(folder), "sorted", budget=2, objective="fitness-ce", seed=1,
                  storage=str(tmp_path / "plain.journal"), curve_qualities=CURVE)
     assert "writer" not in plain.table.meta["provenance"]
+
+
+@pytest.mark.parametrize(
+    ("writer", "trellis", "expected"),
+    [
+        (None, False, None),
+        (None, True, None),  # libjpeg-tuned tables written with trellis: the documented win, no note
+        ("trellis", True, None),
+        ("trellis", False, "pass --trellis"),
+        ("mozjpeg", False, "written by the mozjpeg encoder; this writes it with libjpeg"),
+        ("mozjpeg", True, "written by the mozjpeg encoder; this writes it with trellis"),
+    ],
+)
+def test_compress_notes_a_table_tuned_for_another_writer(tmp_path, writer, trellis, expected):
+    from dnnjpeg.cli.compress import writer_note
+    from dnnjpeg.families import tuned_writer
+
+    prov = {"method": "sorted", **({"writer": writer} if writer else {})}
+    path = tmp_path / "t.json"
+    dnnjpeg.QTable.standard(50).replace(meta={"provenance": prov}).to_json(path)
+    assert tuned_writer(dnnjpeg.load(path)) == writer
+    note = writer_note(str(path), None, trellis)
+    assert note is None if expected is None else expected in note
+    assert writer_note(str(tmp_path / "missing.json"), None, trellis) is None  # the command's own error names it
