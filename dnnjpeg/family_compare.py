@@ -120,6 +120,9 @@ class FamilyComparison:
             ``bytes_ratio`` (b / a), exact McNemar ``p_value`` of the paired top-1 difference, both
             held-out mean KL and ``delta_kl`` (b - a; negative = b closer to the uncompressed prediction).
         reproduced: per family, whether every re-measured held-out top-1 equals the recorded one.
+        writers: per family, ``{"tuned_for": ..., "written_by": ...}``: the encoder its recorded figures
+            were measured with (its own writer, ``"libjpeg"`` when none) and the one that wrote its tables
+            here (the evaluator's writer, else its own). When they differ, ``reproduced`` is not expected.
         n: images.
     """
 
@@ -130,10 +133,11 @@ class FamilyComparison:
     reproduced: dict[str, bool] = field(default_factory=dict)
     n: int = 0
     bd_kl: dict[str, Any] | None = None
+    writers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a, "b": self.b, "n": self.n, "bd": self.bd, "bd_kl": self.bd_kl, "members": self.members,
-                "reproduced": self.reproduced}
+                "reproduced": self.reproduced, "writers": self.writers}
 
 
 def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.PathLike[str] | Mapping[str, Any],
@@ -170,4 +174,12 @@ def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.
     if na == nb:
         na, nb = f"{na} (a)", f"{nb} (b)"
     return FamilyComparison(a=na, b=nb, bd=bd, bd_kl=bd_kl, members=members,
-                            reproduced={na: all(rep_a.values()), nb: all(rep_b.values())}, n=evaluator.n)
+                            reproduced={na: all(rep_a.values()), nb: all(rep_b.values())}, n=evaluator.n,
+                            writers={na: _writers(da, evaluator), nb: _writers(db, evaluator)})
+
+
+def _writers(family: Mapping[str, Any], evaluator: Any) -> dict[str, str]:
+    """What :func:`heldout_results` (without ``encoder=``) writes a family's fold tables with, and what its
+    recorded figures were written with."""
+    own = family.get("provenance", {}).get("writer")
+    return {"tuned_for": own or "libjpeg", "written_by": getattr(evaluator, "writer", None) or own or "libjpeg"}

@@ -325,6 +325,13 @@ def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(famil
     shutil.copy(photo, tmp_path / "src")
     assert main(["recompress", str(tmp_path / "src"), str(tmp_path / "dst"), "--table", str(out), "--no-progress"]) == 0
     assert "pass --trellis to write what it was tuned for" in capsys.readouterr().err
+    # compare-families --writer trellis: the libjpeg family's recorded figures are not re-checked, and says so
+    assert main(["compare-families", str(family_run[0]), str(out), "--model", "efficientnet_lite0", "--data",
+                 str(dev_data), "--limit", "12", "--resamples", "20", "--writer", "trellis"]) == 0
+    err = capsys.readouterr().err
+    assert (f"{family_run[0]}: written by trellis here; its recorded held-out figures were measured written by "
+            "libjpeg, so they are not re-checked") in err
+    assert f"{out}:" not in err  # its own writer, its figures reproduced
     with Evaluator("efficientnet_lite0", dev_data, limit=12) as ev:
         _, reproduced = heldout_results(out, ev)  # written with the family's own writer
         assert all(reproduced.values())
