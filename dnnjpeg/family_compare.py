@@ -82,8 +82,7 @@ def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluato
             f"{prov.get('protocol')}); this evaluator has {evaluator.data_name!r} (hash {fingerprint}, {evaluator.n} "
             f"images, {evaluator.protocol}): held-out classes are only defined on the family's own data")
     k, fold_seed = int(prov["k"]), int(prov["fold_seed"])
-    # An explicit choice (encoder=, or the evaluator's writer) wins; otherwise the family's own writer.
-    chosen = encoder or getattr(evaluator, "writer", None) or prov.get("writer")
+    chosen = _written_by(data, evaluator, encoder)
     writer = None
     if chosen is not None:
         from .encoders import get_family
@@ -178,8 +177,14 @@ def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.
                             writers={na: _writers(da, evaluator), nb: _writers(db, evaluator)})
 
 
+def _written_by(family: Mapping[str, Any], evaluator: Any, encoder: str | None = None) -> str | None:
+    """The encoder family :func:`heldout_results` writes a family's fold tables with (``None``: libjpeg).
+    An explicit choice (``encoder``, or the evaluator's writer) wins; otherwise the family's own writer."""
+    return encoder or getattr(evaluator, "writer", None) or family.get("provenance", {}).get("writer")
+
+
 def _writers(family: Mapping[str, Any], evaluator: Any) -> dict[str, str]:
     """What :func:`heldout_results` (without ``encoder=``) writes a family's fold tables with, and what its
     recorded figures were written with."""
     own = family.get("provenance", {}).get("writer")
-    return {"tuned_for": own or "libjpeg", "written_by": getattr(evaluator, "writer", None) or own or "libjpeg"}
+    return {"tuned_for": own or "libjpeg", "written_by": _written_by(family, evaluator) or "libjpeg"}
