@@ -129,6 +129,36 @@ def test_quality_size_matches_the_result(ev) -> None:
     assert res.metrics["bytes_mean"] > 0.8 * target
 
 
+class CountingEvaluator(PSNREvaluator):
+    """A real PSNR evaluator that counts the JPEG encodes asked of it."""
+
+    calls = 0
+
+    def sizes(self, table, indices=None):
+        self.calls += 1
+        return super().sizes(table, indices)
+
+    def evaluate(self, table=None, indices=None):
+        self.calls += 1
+        return super().evaluate(table, indices)
+
+
+def test_rerun_of_a_finished_study_reads_its_size_matched_result(tmp_path) -> None:
+    # size matching encodes every image 16 times and evaluates once more (minutes with trellis):
+    # a rerun of a finished study reads it from the study, for the same trial and quality only
+    ev = CountingEvaluator(synthetic_photos(3, 48, seed=1), "synthetic")
+    path = str(tmp_path / "m.journal")
+    first = tune(ev, "sorted", budget=3, objective="fitness-ce", quality=50, storage=path, curve_qualities=CURVE)
+    assert ev.calls > 16
+    ev.calls = 0
+    again = tune(ev, "sorted", budget=3, objective="fitness-ce", quality=50, storage=path, curve_qualities=CURVE)
+    assert ev.calls == 0
+    assert again.table == first.table and again.metrics == first.metrics
+    assert again.table.meta["provenance"]["size_matched"]["scale"] == first.table.meta["provenance"]["size_matched"]["scale"]
+    other = tune(ev, "sorted", budget=3, objective="fitness-ce", quality=70, storage=path, curve_qualities=CURVE)
+    assert ev.calls > 16 and other.metrics["bytes_mean"] > first.metrics["bytes_mean"]
+
+
 def test_spaces_separate_and_subsampling(ev) -> None:
     res = tune(ev, "bounded", budget=6, objective="fitness-ce", space="separate+subsampling", curve_qualities=CURVE)
     subs = {t["table"]["subsampling"] for t in res.trials}

@@ -43,6 +43,7 @@ from .study import (
     METRICS_KEY,
     PAIR_KEY,
     SECONDS_KEY,
+    SIZE_MATCH_KEY,
     VALUE_KEY,
     StudyConfig,
     budget_used,
@@ -231,6 +232,27 @@ def size_match(evaluator: Any, table: QTable, quality: int, iterations: int = 16
         t = scale_table(table, math.exp(hi))
         best = (t, math.exp(hi), float(np.mean(evaluator.sizes(t))))
     return best
+
+
+def _size_matched(study: Any, evaluator: Any, table: QTable, trial: int, quality: int,
+                  objective: Objective) -> tuple[QTable, float, float, dict[str, Any]]:
+    """:func:`size_match` of the best trial's ``table`` and its metrics, kept in the study: a rerun of a
+    finished study whose best trial has not changed reads them instead of encoding and evaluating again
+    (minutes per search with a slow writer such as trellis)."""
+    from .projection import scale_table
+
+    key = f"{SIZE_MATCH_KEY}.q{int(quality)}"
+    stored = study.user_attrs.get(key)
+    if isinstance(stored, Mapping) and stored.get("trial") == trial:
+        scale = float(stored["scale"])
+        return scale_table(table, scale), scale, float(stored["bytes_mean"]), dict(stored["metrics"])
+    matched, scale, size = size_match(evaluator, table, quality)
+    res = evaluator.evaluate(matched)
+    metrics = _jsonable_metrics(res.summary())
+    metrics["objective"] = float(objective(res.summary()))
+    study.set_user_attr(key, {"trial": int(trial), "scale": float(scale), "bytes_mean": float(size),
+                              "metrics": metrics})
+    return matched, scale, size, metrics
 
 
 def device_label(evaluator: Any) -> str:
@@ -753,10 +775,7 @@ def _result(study: Any, spec: StorageSpec, name: str, config: StudyConfig, objec
     metrics = {**best["metrics"], "objective": best["value"]}
     table = _table_from_row(best, {"name": f"tuned-{config.method}", "provenance": provenance, "metrics": metrics})
     if quality is not None:
-        matched, scale, size = size_match(evaluator, table, quality)
-        res = evaluator.evaluate(matched)
-        m = _jsonable_metrics(res.summary())
-        m["objective"] = float(objective(res.summary()))
+        matched, scale, size, m = _size_matched(study, evaluator, table, best["number"], quality, objective)
         provenance = {**provenance, "size_matched": {"quality": quality, "scale": scale, "bytes_mean": size,
                                                      "search_metrics": metrics}}
         table = matched.replace(meta={"name": f"tuned-{config.method}", "quality": quality,

@@ -39,6 +39,7 @@ __all__ = [
     "FAILED_KEY",
     "METRICS_KEY",
     "PAIR_KEY",
+    "SIZE_MATCH_KEY",
     "VALUE_KEY",
     "StudyConfig",
     "budget_used",
@@ -62,6 +63,8 @@ SECONDS_KEY = "dnnjpeg.seconds"
 FAILED_KEY = "dnnjpeg.failed"
 CONFIG_KEY = "dnnjpeg.config"
 CURVE_KEY = "dnnjpeg.curve"
+#: ``SIZE_MATCH_KEY + ".q{quality}"``: the best trial's size-matched scale and metrics (see ``tune(quality=...)``).
+SIZE_MATCH_KEY = "dnnjpeg.size_matched"
 
 #: Config fields that must match when a study is reopened.
 _IDENTITY_FIELDS = ("method", "objective", "space", "seed", "options", "model", "model_fingerprint", "data_fingerprint",
