@@ -21,10 +21,11 @@
    images) against standard JPEG and against mozjpeg.
 
 Every search writes an Optuna journal under ``workdir`` (``cv/METHOD-qQ-foldI.journal``,
-``final/METHOD-qQ.journal``): rerunning the same command resumes where it stopped, on this machine
+``final/METHOD-qQ.journal``) and every other evaluation is kept in ``evaluations/``
+(:class:`~dnnjpeg.evaluation_store.EvaluationStore`): rerunning the same command resumes where it stopped, on this machine
 or another (a packed dataset, :mod:`dnnjpeg.pack`, has the fingerprint of its source).  The stages
 can run on different machines into the same workdir (e.g. ``--stage cv`` on a GPU machine while
-``--stage final`` runs here), and a last ``--stage all`` only reads the journals.
+``--stage final`` runs here), and a last ``--stage all`` only reads the journals and evaluations.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ def tune_family(
     """
     from .crossval import curve_on
     from .data import class_disjoint_folds
+    from .evaluation_store import EvaluationStore
     from .search import tune
     from .search.runner import device_label
     from .validate import compare, family_bd_interval, family_bd_rate
@@ -177,8 +179,10 @@ def tune_family(
     (root / "final").mkdir(parents=True, exist_ok=True)
     folds = class_disjoint_folds(labels, k=k, seed=fold_seed)
     curve_qs = sorted({int(q) for q in curve_qualities} | set(qs))
+    # every evaluation outside the searches is kept beside the journals: a rerun only reads it
+    store = EvaluationStore(root / "evaluations", evaluator)
     say(f"standard JPEG at {len(curve_qs)} qualities on {evaluator.n} images")
-    std_all = {q: evaluator.evaluate(QTable.standard(q)) for q in curve_qs}
+    std_all = {q: store.evaluate(QTable.standard(q)) for q in curve_qs}
     objective = {q: f"size-matched-{signal}:{q}" for q in qs}
 
     def search(ev: Any, method: str, q: int, s: int, journal: Path, curve: Any) -> Any:
@@ -200,7 +204,7 @@ def tune_family(
                                  curve_on(std_all, fold.train))
                     tables.append(res.table)
                     search_devices.update(_devices(res))
-                    held.append(evaluator.evaluate(res.table, indices=fold.test))
+                    held.append(store.evaluate(res.table, indices=fold.test))
                 pooled = merge_results(held)
                 cmp = compare(pooled, std_all)
                 std_q = std_all[q]
@@ -252,7 +256,7 @@ def tune_family(
     assert chosen is not None
 
     # -- 5. the family -----------------------------------------------------------------------
-    members_res = {q: evaluator.evaluate(final[chosen][q].table) for q in qs}
+    members_res = {q: store.evaluate(final[chosen][q].table) for q in qs}
     held_res = {q: cv[chosen][q]["result"] for q in qs}
     bd_held, bda_held = family_bd_rate(std_curve, held_res)
     bd_tune, bda_tune = family_bd_rate(std_curve, members_res)
@@ -266,7 +270,7 @@ def tune_family(
         try:
             from .validate import evaluate_encoder_curve
 
-            enc_curve = evaluate_encoder_curve(evaluator, enc, curve_qs)
+            enc_curve = evaluate_encoder_curve(store, enc, curve_qs)
         except DnnjpegError as exc:
             say(f"{enc}: not measured ({exc})")
             continue

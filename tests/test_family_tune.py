@@ -29,6 +29,15 @@ ARGS = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-test"
 PARALLEL_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "family_parallel.sh"
 
 
+def without_dates(obj):
+    """``obj`` without its ``created`` dates (the only thing a rerun changes)."""
+    if isinstance(obj, dict):
+        return {k: without_dates(v) for k, v in obj.items() if k != "created"}
+    if isinstance(obj, list):
+        return [without_dates(v) for v in obj]
+    return obj
+
+
 def n_trials(journal) -> int:
     import optuna
 
@@ -116,6 +125,37 @@ def test_final_stage_reads_the_journals_without_new_evaluations(family_run):
     _, before, after = family_run
     assert before == after
     assert all(n == 2 for n in after.values())
+
+
+def test_rerun_of_a_finished_family_runs_no_model_and_writes_the_same_family(family_run, dev_data):
+    """Journals and ``evaluations/`` hold everything: no table is encoded or evaluated again."""
+    from dnnjpeg.evaluate import Evaluator
+
+    class CountingEvaluator(Evaluator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.calls = []  # shared with its subsets (fold evaluators)
+
+        def evaluate(self, table=None, indices=None):
+            self.calls.append("evaluate")
+            return super().evaluate(table, indices)
+
+        def sizes(self, table, indices=None):
+            self.calls.append("sizes")
+            return super().sizes(table, indices)
+
+    out, _, _ = family_run
+    original = json.loads(out.read_text())
+    assert len(list((out.with_suffix(".work") / "evaluations").glob("*.json"))) > 0
+    ev = CountingEvaluator("efficientnet_lite0", dev_data, limit=12)
+    try:
+        again = tune_family(ev, "lite0-test", workdir=out.with_suffix(".work"), qualities=[40, 75],
+                            methods=["sorted", "shaped"], budget=2, space="separate+subsampling", compare_encoders=(),
+                            command=original["provenance"]["command"])
+    finally:
+        ev.close()
+    assert ev.calls == []
+    assert without_dates(json.loads(json.dumps(again))) == without_dates(original)
 
 
 def test_method_is_chosen_by_heldout_gain(family_run):

@@ -13,6 +13,7 @@ sixteen for bisection.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -149,8 +150,13 @@ class SizeProjectedEvaluator:
         self.inner = evaluator
         self.quality = quality
         self.tolerance = float(tolerance)
-        self.target = float(np.mean(evaluator.sizes(QTable.standard(quality))))
         self._projected: dict[QTable, QTable] = {}
+
+    @functools.cached_property
+    def target(self) -> float:
+        """Standard JPEG's mean size at ``quality`` (measured on first use: a rerun of a finished
+        study projects nothing)."""
+        return float(np.mean(self.inner.sizes(QTable.standard(self.quality))))
 
     def project(self, table: QTable) -> QTable:
         """``table`` scaled to the target size (memoized)."""
