@@ -25,14 +25,6 @@ import time
 from pathlib import Path
 
 
-def _without_dates(obj):
-    if isinstance(obj, dict):
-        return {k: _without_dates(v) for k, v in obj.items() if k != "created"}
-    if isinstance(obj, list):
-        return [_without_dates(v) for v in obj]
-    return obj
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="a labelled ImageNet folder (class-disjoint folds)")
@@ -44,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from dnnjpeg.cli import main as cli_main
+    from dnnjpeg.testing import without_dates
 
     def dnnjpeg_main(argv: list[str]) -> int:
         with contextlib.redirect_stdout(io.StringIO()):  # the family summary: not this benchmark's output
@@ -59,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         if dnnjpeg_main(command) != 0:
             return 1
         first = time.perf_counter() - t0
-        reference = _without_dates(json.loads(out.read_text()))
+        reference = without_dates(json.loads(out.read_text()))
         kept = work / "evaluations"
         saved = Path(tmp) / "evaluations.saved"
         shutil.copytree(kept, saved)
@@ -73,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 if dnnjpeg_main(command) != 0:
                     return 1
                 took.append(time.perf_counter() - t0)
-                if _without_dates(json.loads(out.read_text())) != reference:
+                if without_dates(json.loads(out.read_text())) != reference:
                     print(f"{kind}: the rerun wrote another family", file=sys.stderr)
                     return 1
     med = {k: statistics.median(v) for k, v in times.items()}

@@ -20,7 +20,22 @@ import torch
 from PIL import Image
 from torch import nn
 
-__all__ = ["TinyNet", "make_image_folder", "synthetic_image", "tiny_classifier"]
+__all__ = ["TinyNet", "make_image_folder", "synthetic_image", "tiny_classifier", "without_dates"]
+
+
+def without_dates(obj: Any) -> Any:
+    """A JSON object without its ``created`` dates: what a rerun of ``dnnjpeg family`` or ``tune`` on
+    finished journals changes in the file it writes.
+
+    Example:
+        >>> without_dates({"provenance": {"created": "2026-11-27", "seed": 0}, "members": [{"created": 1}]})
+        {'provenance': {'seed': 0}, 'members': [{}]}
+    """
+    if isinstance(obj, dict):
+        return {k: without_dates(v) for k, v in obj.items() if k != "created"}
+    if isinstance(obj, list):
+        return [without_dates(v) for v in obj]
+    return obj
 
 
 def synthetic_image(seed: int, size: tuple[int, int] = (300, 260), mode: str = "RGB") -> Image.Image:

@@ -21,21 +21,13 @@ from dnnjpeg.cli import main
 from dnnjpeg.families import Family
 from dnnjpeg.family_tune import FamilyTuneError, tune_family
 from dnnjpeg.search.storage import open_storage, parse_storage
+from dnnjpeg.testing import without_dates
 
 pytestmark = pytest.mark.slow
 
 ARGS = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-test", "--qualities", "40,75",
         "--methods", "sorted,shaped", "--budget", "2", "--space", "separate+subsampling", "--encoders", "none"]
 PARALLEL_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "family_parallel.sh"
-
-
-def without_dates(obj):
-    """``obj`` without its ``created`` dates (the only thing a rerun changes)."""
-    if isinstance(obj, dict):
-        return {k: without_dates(v) for k, v in obj.items() if k != "created"}
-    if isinstance(obj, list):
-        return [without_dates(v) for v in obj]
-    return obj
 
 
 def n_trials(journal) -> int:
