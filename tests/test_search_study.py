@@ -157,6 +157,9 @@ def test_rerun_of_a_finished_study_reads_its_size_matched_result(tmp_path) -> No
     assert again.table.meta["provenance"]["size_matched"]["scale"] == first.table.meta["provenance"]["size_matched"]["scale"]
     other = tune(ev, "sorted", budget=3, objective="fitness-ce", quality=70, storage=path, curve_qualities=CURVE)
     assert ev.calls > 16 and other.metrics["bytes_mean"] > first.metrics["bytes_mean"]
+    ev.calls, ev.device = 0, "elsewhere"  # a machine whose model runs on another device measures its own
+    moved = tune(ev, "sorted", budget=3, objective="fitness-ce", quality=50, storage=path, curve_qualities=CURVE)
+    assert ev.calls > 16 and moved.table == first.table
 
 
 def test_spaces_separate_and_subsampling(ev) -> None:

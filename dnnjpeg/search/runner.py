@@ -238,19 +238,21 @@ def _size_matched(study: Any, evaluator: Any, table: QTable, trial: int, quality
                   objective: Objective) -> tuple[QTable, float, float, dict[str, Any]]:
     """:func:`size_match` of the best trial's ``table`` and its metrics, kept in the study: a rerun of a
     finished study whose best trial has not changed reads them instead of encoding and evaluating again
-    (minutes per search with a slow writer such as trellis)."""
+    (minutes per search with a slow writer such as trellis), when its model runs on the same device (a
+    study shared by a GPU and a CPU machine: each measures its own)."""
     from .projection import scale_table
 
     key = f"{SIZE_MATCH_KEY}.q{int(quality)}"
+    device = device_label(evaluator)
     stored = study.user_attrs.get(key)
-    if isinstance(stored, Mapping) and stored.get("trial") == trial:
+    if isinstance(stored, Mapping) and stored.get("trial") == trial and stored.get("device") == device:
         scale = float(stored["scale"])
         return scale_table(table, scale), scale, float(stored["bytes_mean"]), dict(stored["metrics"])
     matched, scale, size = size_match(evaluator, table, quality)
     res = evaluator.evaluate(matched)
     metrics = _jsonable_metrics(res.summary())
     metrics["objective"] = float(objective(res.summary()))
-    study.set_user_attr(key, {"trial": int(trial), "scale": float(scale), "bytes_mean": float(size),
+    study.set_user_attr(key, {"trial": int(trial), "device": device, "scale": float(scale), "bytes_mean": float(size),
                               "metrics": metrics})
     return matched, scale, size, metrics
 

@@ -63,7 +63,8 @@ SECONDS_KEY = "dnnjpeg.seconds"
 FAILED_KEY = "dnnjpeg.failed"
 CONFIG_KEY = "dnnjpeg.config"
 CURVE_KEY = "dnnjpeg.curve"
-#: ``SIZE_MATCH_KEY + ".q{quality}"``: the best trial's size-matched scale and metrics (see ``tune(quality=...)``).
+#: ``SIZE_MATCH_KEY + ".q{quality}"``: the best trial's size-matched scale and metrics, and the device that
+#: measured them (see ``tune(quality=...)``).
 SIZE_MATCH_KEY = "dnnjpeg.size_matched"
 
 #: Config fields that must match when a study is reopened.
