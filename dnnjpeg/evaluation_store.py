@@ -58,6 +58,11 @@ def _software() -> dict[str, Any]:
     return out
 
 
+def _steps(table: dict[str, Any]) -> dict[str, Any]:
+    """What of a ``QTable.to_dict()`` decides the JPEG: steps and subsampling."""
+    return {k: table.get(k) for k in ("luma", "chroma", "subsampling")}
+
+
 class EvaluationStore:
     """An evaluator whose evaluations are kept in ``folder`` (see the module docstring).
 
@@ -87,13 +92,15 @@ class EvaluationStore:
     def _what(self, table: Any) -> Any:
         """What is evaluated: an encoder's description, or the steps and the encoder that writes them."""
         if is_encoder(table):
-            return {"encoder": table.to_dict()}
+            described = table.to_dict()
+            if isinstance(described.get("table"), dict):  # the steps it writes, not the table's name or dates
+                described = {**described, "table": _steps(described["table"])}
+            return {"encoder": described}
         qt = as_qtable(table)
         if qt is None:
             return None  # the uncompressed reference
         writer_for = getattr(self.inner, "writer_for", None)
-        return {"luma": list(qt.luma), "chroma": list(qt.chroma), "subsampling": qt.subsampling,
-                "writer": writer_for(qt) if callable(writer_for) else None}
+        return {**_steps(qt.to_dict()), "writer": writer_for(qt) if callable(writer_for) else None}
 
     def _indices(self, indices: Sequence[int] | np.ndarray | None) -> np.ndarray:
         if indices is None:

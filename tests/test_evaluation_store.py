@@ -97,3 +97,16 @@ def test_everything_else_is_the_wrapped_evaluators(ev, tmp_path) -> None:
     assert store.n == ev.n and store.data_name == "four"
     assert np.array_equal(store.sizes(50), ev.sizes(50))
     assert not (tmp_path / "not-yet").exists()  # created on the first write
+
+
+def test_an_encoder_is_known_by_what_it_writes(ev, tmp_path) -> None:
+    pytest.importorskip("jpeglib", reason="mozjpeg comes with jpeglib (the trellis extra)")
+    from dnnjpeg.encoders import make_encoder
+
+    store = EvaluationStore(tmp_path, ev)
+    table = QTable.standard(60).replace(subsampling="4:2:2")
+    first = store.evaluate(make_encoder("mozjpeg", table=table))
+    read = store.evaluate(make_encoder("mozjpeg", table=table.replace(meta={"name": "renamed"})))
+    other = store.evaluate(make_encoder("mozjpeg", table=table.replace(subsampling="4:4:4")))
+    assert ev.calls == 2 and store.n_read == 1 and same(first, read)
+    assert other.bytes.sum() != first.bytes.sum()
