@@ -181,6 +181,10 @@ def tune_family(
     curve_qs = sorted({int(q) for q in curve_qualities} | set(qs))
     # every evaluation outside the searches is kept beside the journals: a rerun only reads it
     store = EvaluationStore(root / "evaluations", evaluator)
+
+    def report_store() -> None:
+        say(f"evaluations outside the searches: {store.n_evaluated} run, {store.n_read} read from {store.folder}")
+
     say(f"standard JPEG at {len(curve_qs)} qualities on {evaluator.n} images")
     std_all = {q: store.evaluate(QTable.standard(q)) for q in curve_qs}
     objective = {q: f"size-matched-{signal}:{q}" for q in qs}
@@ -213,6 +217,7 @@ def tune_family(
                 say(f"cv {method} q{q}: held-out top1 {pooled.top1:.4f} at CR {pooled.cr:.2f} vs standard q{q} "
                     f"{std_q.top1:.4f} at CR {std_q.cr:.2f} (p={_p(paired)}), at equal CR {100 * cmp.delta_top1:+.2f} pt")
         if stage == "cv":
+            report_store()
             return None
 
     # -- 3. choice ---------------------------------------------------------------------------
@@ -252,6 +257,7 @@ def tune_family(
                                       full_curve)
             search_devices.update(_devices(final[method][q]))
     if stage == "final":
+        report_store()
         return None
     assert chosen is not None
 
@@ -339,6 +345,7 @@ def tune_family(
         },
         "members": members,
     }
+    report_store()
     return family
 
 

@@ -172,6 +172,7 @@ def test_choose_by_kl_picks_the_lowest_bd_rate_at_equal_kl(family_run, dev_data,
                  "--choose-by", "kl", "--progress"]) == 0
     log = capsys.readouterr()
     assert "chosen by cross-validation (BD-rate at equal KL)" in log.out + log.err  # the progress line
+    assert "evaluations outside the searches: 0 run, " in log.err  # a rerun on finished journals
     assert "class-disjoint cross-validation, BD-rate at equal KL)" in log.out  # the summary
     data = json.loads(kl_out.read_text())
     prov, bd = data["provenance"], data["metrics"]["method_choice_bd_rate"]
