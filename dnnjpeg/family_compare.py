@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DnnjpegError
-from .families import read_family_file
+from .families import _recorded_writer, read_family_file
 from .qtable import QTable, QTableError
 
 __all__ = ["FamilyCompareError", "FamilyComparison", "compare_families", "heldout_results", "read_family"]
@@ -180,11 +180,11 @@ def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.
 def _written_by(family: Mapping[str, Any], evaluator: Any, encoder: str | None = None) -> str | None:
     """The encoder family :func:`heldout_results` writes a family's fold tables with (``None``: libjpeg).
     An explicit choice (``encoder``, or the evaluator's writer) wins; otherwise the family's own writer."""
-    return encoder or getattr(evaluator, "writer", None) or family.get("provenance", {}).get("writer")
+    return encoder or getattr(evaluator, "writer", None) or _recorded_writer(family.get("provenance"))
 
 
 def _writers(family: Mapping[str, Any], evaluator: Any) -> dict[str, str]:
     """What :func:`heldout_results` (without ``encoder=``) writes a family's fold tables with, and what its
     recorded figures were written with."""
-    own = family.get("provenance", {}).get("writer")
-    return {"tuned_for": own or "libjpeg", "written_by": _written_by(family, evaluator) or "libjpeg"}
+    return {"tuned_for": _recorded_writer(family.get("provenance")) or "libjpeg",
+            "written_by": _written_by(family, evaluator) or "libjpeg"}
