@@ -31,16 +31,16 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from .curve import bd_accuracy, bd_rate
+from .curve import METRICS, bd_accuracy, bd_rate
 from .stats import DEFAULT_CONFIDENCE, DEFAULT_SEED, StatsError, _percentile_ci
 
-__all__ = ["BD_RESAMPLES", "BDInterval", "bootstrap_bd", "format_interval"]
+__all__ = ["BD_RESAMPLES", "BDInterval", "MembersAhead", "bootstrap_bd", "bootstrap_members_ahead", "format_interval"]
 
 #: Resamples of :func:`bootstrap_bd` unless told otherwise (each recomputes two BD integrals).
 BD_RESAMPLES = 2000
@@ -93,6 +93,49 @@ def _stack(results: Sequence[Any], field: str, what: str) -> tuple[np.ndarray, n
     return first, values, nbytes
 
 
+class _PairedCurves:
+    """Per-image values and bytes of two curves on the same images, and their BD figures on a draw."""
+
+    def __init__(self, anchor: Sequence[Any], test: Sequence[Any], metric: str) -> None:
+        if metric not in _PER_IMAGE:
+            raise StatsError(f"metric must be one of {', '.join(_PER_IMAGE)}, got {metric!r}")
+        self.metric = metric
+        field = _PER_IMAGE[metric]
+        ia, self.va, self.ba = _stack(anchor, field, "anchor")
+        it, self.vt, self.bt = _stack(test, field, "test")
+        if not np.array_equal(ia, it):
+            raise StatsError("anchor and test Results are on different images (indices differ)")
+        self.n = ia.size
+        if self.n == 0:
+            raise StatsError("the Results hold no images")
+
+    def bd(self, sel: np.ndarray | None) -> tuple[float, float]:
+        """(BD-rate, BD-accuracy) on the images ``sel`` picks (all when None)."""
+        def curve(v: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if sel is None:
+                return b.mean(axis=1), v.mean(axis=1)
+            return b[:, sel].mean(axis=1), v[:, sel].mean(axis=1)
+
+        a, t = curve(self.va, self.ba), curve(self.vt, self.bt)
+        return bd_rate(a, t, metric=self.metric), bd_accuracy(a, t, metric=self.metric)
+
+
+def _check_draws(resamples: int, sample_size: int | None) -> None:
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
+        raise StatsError(f"resamples must be a positive integer, got {resamples!r}")
+    if sample_size is not None and (isinstance(sample_size, bool) or not isinstance(sample_size, int)
+                                    or sample_size < 1):
+        raise StatsError(f"sample_size must be a positive integer or None, got {sample_size!r}")
+
+
+def _draws(n: int, resamples: int, seed: int, sample_size: int | None) -> Iterator[np.ndarray]:
+    """``resamples`` draws of ``sample_size`` (default ``n``) image positions, with replacement."""
+    rng = np.random.default_rng(seed)
+    size = n if sample_size is None else sample_size
+    for _ in range(resamples):
+        yield rng.integers(0, n, size=size)
+
+
 def bootstrap_bd(
     anchor: Sequence[Any],
     test: Sequence[Any],
@@ -101,6 +144,7 @@ def bootstrap_bd(
     resamples: int = BD_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = DEFAULT_SEED,
+    sample_size: int | None = None,
 ) -> BDInterval:
     """BD-rate of ``test`` against ``anchor`` with a paired bootstrap interval over the images.
 
@@ -111,6 +155,10 @@ def bootstrap_bd(
         metric: ``top1``, ``top5``, ``agreement``, ``ce`` or ``kl`` (as in :func:`~dnnjpeg.curve.bd_rate`).
         resamples: bootstrap draws (``numpy.random.default_rng(seed)``; deterministic).
         confidence: coverage of the percentile intervals.
+        sample_size: images per draw (default: as many as the Results hold, the usual bootstrap).
+            Another number asks how far the figure would move on that many new images *if* these
+            images stand for the population they come from: the interval narrows as
+            ``1/sqrt(sample_size)``; the point estimate stays the one measured here.
 
     Returns:
         :class:`BDInterval`; its point estimates equal :func:`~dnnjpeg.curve.bd_rate` and
@@ -119,36 +167,15 @@ def bootstrap_bd(
     Raises:
         StatsError: fewer than 2 Results on a side, Results on different images, a bad argument.
     """
-    if metric not in _PER_IMAGE:
-        raise StatsError(f"metric must be one of {', '.join(_PER_IMAGE)}, got {metric!r}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise StatsError(f"resamples must be a positive integer, got {resamples!r}")
+    _check_draws(resamples, sample_size)
     if not 0.0 < confidence < 1.0:
         raise StatsError(f"confidence must be in (0, 1), got {confidence!r}")
-    field = _PER_IMAGE[metric]
-    ia, va, ba = _stack(anchor, field, "anchor")
-    it, vt, bt = _stack(test, field, "test")
-    if not np.array_equal(ia, it):
-        raise StatsError("anchor and test Results are on different images (indices differ)")
-    n = ia.size
-    if n == 0:
-        raise StatsError("the Results hold no images")
-
-    def bd_pair(sel: np.ndarray | None) -> tuple[float, float]:
-        def curve(v: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            if sel is None:
-                return b.mean(axis=1), v.mean(axis=1)
-            return b[:, sel].mean(axis=1), v[:, sel].mean(axis=1)
-
-        a, t = curve(va, ba), curve(vt, bt)
-        return bd_rate(a, t, metric=metric), bd_accuracy(a, t, metric=metric)
-
-    est_rate, est_acc = bd_pair(None)
-    rng = np.random.default_rng(seed)
+    curves = _PairedCurves(anchor, test, metric)
+    est_rate, est_acc = curves.bd(None)
     rates = np.empty(resamples)
     accs = np.empty(resamples)
-    for j in range(resamples):
-        rates[j], accs[j] = bd_pair(rng.integers(0, n, size=n))
+    for j, sel in enumerate(_draws(curves.n, resamples, seed, sample_size)):
+        rates[j], accs[j] = curves.bd(sel)
     finite = np.isfinite(rates)
     lo, hi = _percentile_ci(rates, confidence)
     alo, ahi = _percentile_ci(accs, confidence)
@@ -157,6 +184,138 @@ def bootstrap_bd(
         bd_rate=float(est_rate), ci_low=lo, ci_high=hi, bd_accuracy=float(est_acc), accuracy_ci_low=alo,
         accuracy_ci_high=ahi, prob_smaller=prob, resamples=resamples, dropped=int(np.sum(~finite)),
         confidence=float(confidence), seed=int(seed), metric=metric,
+    )
+
+
+@dataclass(frozen=True)
+class MembersAhead:
+    """How often each member of a family beats standard JPEG at its own quality (the table it is
+    size-matched to), over paired resamples of the images.  See :func:`bootstrap_members_ahead`.
+
+    Attributes:
+        qualities: the members' qualities, ascending; the lists below follow them.
+        ahead: per member, whether it is ahead on the images themselves (higher top-1, or lower KL).
+        every_ahead: whether every member is ahead on the images themselves.
+        prob_ahead: per member, the share of resamples in which it is ahead (a tie is not ahead).
+        prob_every_ahead: the share of resamples in which every member is ahead at once.
+        bd_rate, bd_target, prob_bd_at_or_below_target: the family's BD-rate against the standard
+            curve on the images themselves, the target asked about, and the share of resamples whose
+            BD-rate is at or below it (``None`` without a target; undefined draws count as missing it).
+        prob_goal: the share of resamples with every member ahead *and* the BD-rate at or below the
+            target (``None`` without a target).
+        sample_size, resamples, seed, metric: how it was computed (``sample_size`` images per draw).
+    """
+
+    qualities: list[int]
+    ahead: list[bool]
+    every_ahead: bool
+    prob_ahead: list[float]
+    prob_every_ahead: float
+    bd_rate: float | None
+    bd_target: float | None
+    prob_bd_at_or_below_target: float | None
+    prob_goal: float | None
+    sample_size: int
+    resamples: int
+    seed: int
+    metric: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (NaN as ``None``), for JSON."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def bootstrap_members_ahead(
+    standard: Mapping[int, Any],
+    members: Mapping[int, Any],
+    *,
+    metric: str = "top1",
+    bd_target: float | None = None,
+    resamples: int = BD_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    sample_size: int | None = None,
+) -> MembersAhead:
+    """How often every member of a family beats the standard table of its size, on resamples of the images.
+
+    A family's members are size-matched to standard JPEG at their quality, so "member ``q`` beats
+    standard JPEG" is a comparison of two Results on the same images.  One member ahead by less
+    than the noise of a few hundred images is a coin toss, and "every member ahead" multiplies
+    the tosses: this function says how often that (and, with ``bd_target``, a BD-rate at or below
+    a target, in the same draw) comes out on images drawn like these.  With ``sample_size`` it
+    answers for that many new images, assuming the measured images stand for their population.
+
+    Args:
+        standard: quality -> Result of standard JPEG, including every member's quality; all of
+            them form the anchor curve of the BD-rate.
+        members: quality -> Result of the member size-matched to standard JPEG at that quality,
+            on the same images in the same order (e.g. a family's pooled held-out Results).
+        metric: ``top1``, ``top5`` or ``agreement`` (higher is ahead), ``ce`` or ``kl`` (lower is ahead).
+        bd_target: a BD-rate in percent (e.g. ``-15.0``) whose chance of being reached is wanted.
+        resamples, seed: bootstrap draws (deterministic for a seed).
+        sample_size: images per draw (default: as many as the Results hold).
+
+    Returns:
+        :class:`MembersAhead`.
+
+    Raises:
+        StatsError: a member whose quality has no standard Result, fewer than 2 members or
+            standard Results, Results on different images, a bad argument.
+
+    Example:
+        >>> import numpy as np
+        >>> from dnnjpeg.evaluate import Result
+        >>> def point(ok):
+        ...     n = ok.size
+        ...     return Result(model="m", data="d", protocol="crop224", table=None, quality=None, labelled=True,
+        ...                   indices=np.arange(n), correct=ok, correct5=ok, agree=ok, ce=np.zeros(n),
+        ...                   kl=np.zeros(n), bytes=np.full(n, 1000.0), pixels=np.full(n, 50176),
+        ...                   bmp_bytes=np.full(n, 150582))
+        >>> std = {30: point(np.arange(100) < 70), 50: point(np.arange(100) < 80)}
+        >>> fam = {30: point(np.arange(100) < 71), 50: point(np.arange(100) < 81)}  # one image more each
+        >>> ahead = bootstrap_members_ahead(std, fam, resamples=2000)
+        >>> ahead.every_ahead, [round(p, 2) for p in ahead.prob_ahead], round(ahead.prob_every_ahead, 2)
+        (True, [0.63, 0.65], 0.4)
+
+        Each member is ahead only in the draws that contain its one deciding image (1 - 0.99**100 =
+        0.63 of them), both only in 0.63**2 = 0.4 of them.
+    """
+    _check_draws(resamples, sample_size)
+    qs = sorted(int(q) for q in members)
+    missing = [q for q in qs if q not in standard]
+    if missing:
+        raise StatsError(f"no standard Result at the members' qualities {missing}: each member is compared with "
+                         "the standard table of its own quality")
+    curves = _PairedCurves([standard[q] for q in sorted(standard)], [members[q] for q in qs], metric)
+    at = {q: i for i, q in enumerate(sorted(standard))}
+    std_rows = curves.va[[at[q] for q in qs]]  # the standard table of each member's quality, member order
+    sign = 1.0 if METRICS[metric] else -1.0
+
+    def ahead_on(sel: np.ndarray | None) -> np.ndarray:
+        t, s = (curves.vt, std_rows) if sel is None else (curves.vt[:, sel], std_rows[:, sel])
+        return sign * (t.mean(axis=1) - s.mean(axis=1)) > 0.0
+
+    counts = np.zeros(len(qs))
+    every = reached = goal = 0
+    for sel in _draws(curves.n, resamples, seed, sample_size):
+        won = ahead_on(sel)
+        counts += won
+        every += bool(won.all())
+        if bd_target is not None:
+            rate = curves.bd(sel)[0]
+            hit = bool(np.isfinite(rate) and rate <= bd_target)
+            reached += hit
+            goal += hit and bool(won.all())
+    won0 = ahead_on(None)
+    rate0 = curves.bd(None)[0]
+    target = None if bd_target is None else float(bd_target)
+    return MembersAhead(
+        qualities=qs, ahead=[bool(w) for w in won0], every_ahead=bool(won0.all()),
+        prob_ahead=[float(c / resamples) for c in counts], prob_every_ahead=every / resamples,
+        bd_rate=float(rate0) if np.isfinite(rate0) else None, bd_target=target,
+        prob_bd_at_or_below_target=None if target is None else reached / resamples,
+        prob_goal=None if target is None else goal / resamples,
+        sample_size=curves.n if sample_size is None else sample_size, resamples=resamples, seed=int(seed),
+        metric=metric,
     )
 
 

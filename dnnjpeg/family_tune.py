@@ -266,11 +266,13 @@ def tune_family(
     held_res = {q: cv[chosen][q]["result"] for q in qs}
     bd_held, bda_held = family_bd_rate(std_curve, held_res)
     bd_tune, bda_tune = family_bd_rate(std_curve, members_res)
-    from .bd_bootstrap import BD_RESAMPLES
+    from .bd_bootstrap import BD_RESAMPLES, bootstrap_members_ahead
 
     say(f"bootstrap intervals of the BD-rates ({BD_RESAMPLES} resamples of the images)")
     held_interval = family_bd_interval(std_curve, held_res)
     held_kl_interval = family_bd_interval(std_curve, held_res, metric="kl")
+    # like the intervals, a family of one member has none (its McNemar p says it all)
+    held_ahead = bootstrap_members_ahead(std_curve, held_res).to_dict() if len(held_res) > 1 else None
     encoders: dict[str, Any] = {}
     for enc in compare_encoders:
         try:
@@ -334,6 +336,7 @@ def tune_family(
             "crossval_bd_rate_vs_standard": bd_held, "crossval_bd_accuracy_vs_standard": bda_held,
             "crossval_bd_interval_vs_standard": held_interval,
             "crossval_kl_bd_interval_vs_standard": held_kl_interval,
+            "crossval_members_ahead": held_ahead,
             "tuning_bd_rate_vs_standard": bd_tune, "tuning_bd_accuracy_vs_standard": bda_tune,
             "encoders": encoders,
             "method_choice": {m: {str(q): {"heldout_top1": cv[m][q]["result"].top1,

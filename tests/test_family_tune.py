@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-test", "--qualities", "40,75",
         "--methods", "sorted,shaped", "--budget", "2", "--space", "separate+subsampling", "--encoders", "none"]
-PARALLEL_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "family_parallel.sh"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PARALLEL_SCRIPT = EXAMPLES / "family_parallel.sh"
 
 
 def n_trials(journal) -> int:
@@ -111,6 +112,50 @@ def test_family_records_its_bd_interval_and_what_ran_the_searches(family_run):
     assert sum(devices.values()) == (8 + 2) * 2 and len(devices) == 1
     (device,) = devices
     assert device != "unrecorded" and data["provenance"]["machine"].endswith(device)
+
+
+def test_family_records_how_often_every_member_is_ahead(family_run):
+    from dnnjpeg.cli.family import format_summary
+
+    out, _, _ = family_run
+    data = json.loads(out.read_text())
+    ahead = data["metrics"]["crossval_members_ahead"]
+    assert ahead["qualities"] == [40, 75] and ahead["metric"] == "top1" and ahead["resamples"] == 2000
+    assert ahead["sample_size"] == 12  # the held-out images, pooled over the folds
+    # on the images themselves: the members' own cross-validation records
+    records = [m["metrics"]["crossval"] for m in data["members"]]
+    assert ahead["ahead"] == [c["heldout_top1"] > c["standard_top1"] for c in records]
+    assert ahead["every_ahead"] == all(ahead["ahead"])
+    assert all(0.0 <= p <= 1.0 for p in ahead["prob_ahead"])
+    assert ahead["prob_every_ahead"] <= min(ahead["prob_ahead"])
+    line = [x for x in format_summary(data).splitlines() if x.startswith("held-out top1 against standard")]
+    assert len(line) == 1 and f"of 2000 resamples (each: q40 {100 * ahead['prob_ahead'][0]:.0f}%" in line[0]
+    del data["metrics"]["crossval_members_ahead"]  # a file written before this was recorded
+    assert "resamples (each:" not in format_summary(data)
+
+
+def test_how_many_images_example_remeasures_the_record_and_projects_larger_samples(family_run, dev_data, tmp_path,
+                                                                                      capsys):
+    """examples/how_many_images.py: at the measured size it reproduces the family's own record."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("how_many_images", EXAMPLES / "how_many_images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out, _, _ = family_run
+    data = json.loads(out.read_text())
+    args = ["--family", str(out), "--model", "efficientnet_lite0", "--data", str(dev_data),
+            "--limit", "12", "--sizes", "48", "--workdir", str(tmp_path / "outlook")]
+    assert module.main(args) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["12", "48"]
+    recorded = data["metrics"]["crossval_members_ahead"]
+    assert rows[0][5] == f"{100 * recorded['prob_every_ahead']:.0f}%"  # same images, same draws
+    bd = data["metrics"]["crossval_bd_interval_vs_standard"]
+    if bd["bd_rate"] is not None:
+        assert rows[0][1] == f"{bd['bd_rate']:+.1f}%"
+        assert rows[1][1] == rows[0][1]  # a projection keeps the estimate; only the interval narrows
+    assert any((tmp_path / "outlook").iterdir())  # evaluations kept for a rerun
 
 
 def test_final_stage_reads_the_journals_without_new_evaluations(family_run):

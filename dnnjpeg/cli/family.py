@@ -123,6 +123,9 @@ def format_summary(family: dict) -> str:
     lines.append(f"BD-rate vs standard JPEG: cross-validated {pct(fm['crossval_bd_rate_vs_standard'])}"
                  f"{interval(fm.get('crossval_bd_interval_vs_standard'))}, "
                  f"on the tuning images {pct(fm['tuning_bd_rate_vs_standard'])}")
+    ahead = fm.get("crossval_members_ahead")
+    if ahead is not None:
+        lines.append(format_members_ahead(ahead))
     kl = fm.get("crossval_kl_bd_interval_vs_standard")
     if kl is not None:
         lines.append(f"BD-rate at equal KL (held out): {pct(kl['bd_rate'])}{interval(kl)}")
@@ -133,3 +136,13 @@ def format_summary(family: dict) -> str:
                      f"{interval(e.get('family_heldout_bd_interval_vs_encoder'))}"
                      + ("" if enc_kl is None else f", at equal KL {pct(enc_kl['bd_rate'])}{interval(enc_kl)}"))
     return "\n".join(lines)
+
+
+def format_members_ahead(ahead: dict) -> str:
+    """One line: are all members ahead of standard JPEG at their quality (held out), and how often a
+    resample of the images says so (:func:`~dnnjpeg.bd_bootstrap.bootstrap_members_ahead`)."""
+    each = ", ".join(f"q{q} {100 * p:.0f}%" for q, p in zip(ahead["qualities"], ahead["prob_ahead"]))
+    behind = [f"q{q}" for q, ok in zip(ahead["qualities"], ahead["ahead"]) if not ok]
+    state = "every member ahead" if not behind else f"behind or level: {', '.join(behind)}"
+    return (f"held-out {ahead['metric']} against standard JPEG of the same size: {state}; every member ahead in "
+            f"{100 * ahead['prob_every_ahead']:.0f}% of {ahead['resamples']} resamples (each: {each})")
