@@ -77,7 +77,12 @@ class BDInterval:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain floats (NaN as ``None``), for JSON."""
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return _json_ready(self)
+
+
+def _json_ready(record: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, with non-finite floats as ``None`` (JSON has no NaN)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(record).items()}
 
 
 def _stack(results: Sequence[Any], field: str, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -222,7 +227,7 @@ class MembersAhead:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (NaN as ``None``), for JSON."""
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return _json_ready(self)
 
 
 def bootstrap_members_ahead(
