@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dnnjpeg import QTable
 from dnnjpeg.bd_bootstrap import BD_RESAMPLES, BDInterval, bootstrap_bd, bootstrap_members_ahead
 from dnnjpeg.cli.evaluate import add_common_arguments, make_evaluator
+from dnnjpeg.errors import DnnjpegError
 from dnnjpeg.evaluation_store import EvaluationStore
 from dnnjpeg.family_compare import heldout_results, read_family
 
@@ -51,15 +52,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    family = read_family(args.family)
-    ev = make_evaluator(args)
     try:
-        source = EvaluationStore(args.workdir, ev) if args.workdir else ev
-        held, _ = heldout_results(family, source)
-        curve_qs = [int(p["quality"]) for p in family.get("metrics", {}).get("standard_curve", [])]
-        standard = {q: source.evaluate(QTable.standard(q)) for q in sorted(set(curve_qs) | set(held))}
-    finally:
-        ev.close()
+        family = read_family(args.family)
+        ev = make_evaluator(args)
+        try:
+            source = EvaluationStore(args.workdir, ev) if args.workdir else ev
+            held, _ = heldout_results(family, source)
+            curve_qs = [int(p["quality"]) for p in family.get("metrics", {}).get("standard_curve", [])]
+            standard = {q: source.evaluate(QTable.standard(q)) for q in sorted(set(curve_qs) | set(held))}
+        finally:
+            ev.close()
+    except DnnjpegError as exc:  # not a tuned family, other data than the family's, an unreadable file
+        print(f"how_many_images.py: {exc}", file=sys.stderr)
+        return 2
     n = next(iter(held.values())).n
     print(f"{family['name']} on {args.data} ({n} held-out images, model {args.model}); each size "
           f"{args.resamples} resamples; sizes above {n} are projections from these images")

@@ -156,6 +156,9 @@ def test_how_many_images_example_remeasures_the_record_and_projects_larger_sampl
         assert rows[0][1] == f"{bd['bd_rate']:+.1f}%"
         assert rows[1][1] == rows[0][1]  # a projection keeps the estimate; only the interval narrows
     assert any((tmp_path / "outlook").iterdir())  # evaluations kept for a rerun
+    # the seed's table has no cross-validation record: a clear error, not a traceback
+    assert module.main(["--family", "resnet50", *args[2:]]) == 2
+    assert "resnet50.json: not tuned by 'dnnjpeg family'" in capsys.readouterr().err
 
 
 def test_final_stage_reads_the_journals_without_new_evaluations(family_run):
