@@ -8,6 +8,6 @@ See ``docs/recompress.md``.
 
 from __future__ import annotations
 
-from .runner import Summary, default_workers, recompress
+from .runner import DiskFull, Summary, default_workers, recompress
 
-__all__ = ["Summary", "default_workers", "recompress"]
+__all__ = ["DiskFull", "Summary", "default_workers", "recompress"]

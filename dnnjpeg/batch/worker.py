@@ -22,11 +22,13 @@ import io
 import os
 import secrets
 import stat
+import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 from PIL import Image, UnidentifiedImageError
 
@@ -35,8 +37,11 @@ from ..qtable import QTable
 from .plan import TMP_PREFIX, Task
 
 __all__ = [
+    "NO_SPACE",
+    "NO_SPACE_ERRNOS",
     "OPEN_FORMATS",
     "PENDING_BYTES",
+    "NoSpace",
     "Options",
     "UnsafeDestination",
     "init_pool_worker",
@@ -101,6 +106,38 @@ class _ReadError(Exception):
     """Reading the source failed (the OSError is its ``__cause__``)."""
 
 
+#: Errors that mean the file system holding the output is full (or the user's quota is).
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+#: Status of a record whose output could not be written for lack of space.  Such a record
+#: is never written to the manifest (the file is not finished: a rerun does it); the run
+#: stops at the first one, since every following file would fail the same way.
+NO_SPACE = "no-space"
+
+
+class NoSpace(OSError):
+    """Writing an output failed with ``ENOSPC`` or ``EDQUOT`` (its temporary file is removed)."""
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _stop_when_full(write: _F) -> _F:
+    """Raise :class:`NoSpace` instead of an ``OSError`` that says the disk (or quota) is full."""
+
+    @functools.wraps(write)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return write(*args, **kwargs)
+        except NoSpace:
+            raise
+        except OSError as exc:
+            if exc.errno in NO_SPACE_ERRNOS:
+                raise NoSpace(exc.errno, exc.strerror) from exc
+            raise
+
+    return cast(_F, wrapper)
+
+
 _made_dirs: set[str] = set()
 _made_lock = threading.Lock()
 
@@ -150,16 +187,67 @@ def _read_source(path: str, follow: bool) -> tuple[bytes, os.stat_result]:
 
 
 _PARENT_PID: int | None = None
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def init_pool_worker() -> None:
-    """Initializer of local pool workers: leave Ctrl-C to the parent, remember who it is."""
+def init_pool_worker(run_pid: int | None = None) -> None:
+    """Initializer of local pool workers: leave Ctrl-C to the parent, die with the run.
+
+    ``run_pid``: the process running :func:`~dnnjpeg.batch.recompress`.  However the run
+    dies (``kill -9``, the OOM killer), its workers stop at once instead of finishing
+    their batch: on Linux the kernel kills a worker (``SIGKILL``) when its parent exits;
+    a worker started by the ``forkserver`` (whose parent outlives the run) waits on the
+    pipe multiprocessing keeps open to the run; elsewhere a thread notices the parent is
+    gone within half a second.  A worker whose run is already gone exits at once.
+    """
+    import multiprocessing
     import signal
 
     global _PARENT_PID
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _PARENT_PID = os.getppid()
-    threading.Thread(target=_watch_parent, args=(_PARENT_PID,), name="dnnjpeg-parent-watch", daemon=True).start()
+    tied = _die_with_parent()
+    ppid = os.getppid()
+    if run_pid is not None and not _started_by(run_pid, ppid):
+        os._exit(3)  # the run died between our fork and now: finish nothing
+    _PARENT_PID = ppid
+    run = multiprocessing.parent_process()
+    if run_pid is not None and ppid != run_pid and run is not None and run.pid == run_pid:
+        # forkserver: our parent is the fork server; the run holds the other end of this pipe
+        threading.Thread(target=_exit_with, args=(run.sentinel,), name="dnnjpeg-run-watch", daemon=True).start()
+    elif not tied:
+        threading.Thread(target=_watch_parent, args=(ppid,), name="dnnjpeg-parent-watch", daemon=True).start()
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to ``SIGKILL`` this process when its parent exits; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _started_by(run_pid: int, ppid: int) -> bool:
+    """Is ``ppid`` (our parent) the run, or the run's fork server (``forkserver`` start method)?"""
+    if ppid == run_pid:
+        return True
+    try:
+        with open(f"/proc/{ppid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1]) == run_pid
+    except (OSError, ValueError, IndexError):
+        return ppid != 1  # no /proc: only an orphan adopted by init is surely wrong
+
+
+def _exit_with(sentinel: int) -> None:
+    from multiprocessing.connection import wait
+
+    wait([sentinel])  # readable (end of file) once the run is gone
+    os._exit(3)
 
 
 def _watch_parent(ppid: int) -> None:
@@ -176,6 +264,7 @@ def _check_parent() -> None:
         raise SystemExit("parent process is gone; not writing further outputs")
 
 
+@_stop_when_full
 def _write_output(
     dst_root: str,
     rel_out: str,
@@ -316,6 +405,10 @@ def _guarded(record: dict[str, Any], step: Any, *args: Any) -> Any:
         return step(*args)
     except UnsafeDestination as exc:
         _failed(record, f"unsafe destination: {exc.strerror}")
+    except NoSpace as exc:
+        record["status"] = NO_SPACE  # not finished, not failed: the runner stops, a rerun does it
+        record["reason"] = _describe(exc)
+        record["errno"] = exc.errno
     except SystemExit:
         raise
     except _ReadError as exc:
@@ -363,7 +456,9 @@ def process_batch(
 
     Images are read, decoded and encoded first; their outputs are then written one after
     the other, whenever ``pending_bytes`` of output are waiting and at the end.  The
-    records are the ones :func:`process` gives, in task order.
+    records are the ones :func:`process` gives, in task order.  At the first output that
+    does not fit on the disk (its record has status :data:`NO_SPACE`) the batch stops:
+    the outputs not written yet are dropped, and their files have no record.
     """
     records: list[dict[str, Any]] = []
     pending: list[tuple[Task, dict[str, Any], _Output, float]] = []
@@ -377,24 +472,34 @@ def process_batch(
         spent = time.perf_counter() - t0
         if out is None:
             record["seconds"] = round(spent, 4)
+            if record["status"] == NO_SPACE:
+                break
             continue
         pending.append((task, record, out, spent))
         held += len(out.data)
         if held >= pending_bytes:
-            _write_pending(dst_root, opts, pending)
+            if not _write_pending(dst_root, opts, pending):
+                break
             held = 0
-    _write_pending(dst_root, opts, pending)
-    return records
+    else:
+        _write_pending(dst_root, opts, pending)
+    return [r for r in records if r["status"] is not None]  # None: not written (the disk is full)
 
 
-def _write_pending(dst_root: str, opts: Options, pending: list[tuple[Task, dict[str, Any], _Output, float]]) -> None:
-    for task, record, out, spent in pending:
-        t0 = time.perf_counter()
-        try:
-            _guarded(record, _finish, dst_root, task, opts, record, out)
-        finally:
-            record["seconds"] = round(spent + time.perf_counter() - t0, 4)
-    pending.clear()
+def _write_pending(dst_root: str, opts: Options, pending: list[tuple[Task, dict[str, Any], _Output, float]]) -> bool:
+    """Write the outputs waiting; False when one did not fit on the disk (the rest are not tried)."""
+    try:
+        for task, record, out, spent in pending:
+            t0 = time.perf_counter()
+            try:
+                _guarded(record, _finish, dst_root, task, opts, record, out)
+            finally:
+                record["seconds"] = round(spent + time.perf_counter() - t0, 4)
+            if record["status"] == NO_SPACE:
+                return False
+        return True
+    finally:
+        pending.clear()
 
 
 def _copy(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ def _positive_int(text: str) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Exit status: 0 every file finished, 1 some file failed (listed in the summary and --report), "
-        "2 usage error, 130 interrupted.  Rerun the same command to resume; see docs/recompress.md."
+        "2 usage error or disk full, 130 interrupted.  Rerun the same command to resume; see docs/recompress.md."
     )
     parser.add_argument("src", type=Path, metavar="SRC", help="folder to read (never modified without --in-place)")
     parser.add_argument("dst", type=Path, nargs="?", metavar="DST", help="folder to write; must not overlap SRC")
