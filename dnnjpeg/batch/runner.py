@@ -23,8 +23,7 @@ from PIL import Image
 
 from .. import __version__
 from ..errors import DnnjpegError
-from ..families import resolve_table
-from ..pillow_plugin import jpeg_save_kwargs
+from ..pillow_plugin import jpeg_save_kwargs, writable_table
 from ..qtable import QTable
 from . import manifest as mf
 from .plan import (
@@ -155,9 +154,9 @@ class Summary:
                 if self.processed
                 else f"this run: nothing left to do ({self.seconds:.1f} s)"
             ),
-            f"images: {self.image_bytes_before / mb:.1f} MB -> {self.image_bytes_after / mb:.1f} MB"
+            f"images: {human_size(self.image_bytes_before)} -> {human_size(self.image_bytes_after)}"
             + (f" (ratio {self.ratio:.2f}x)" if self.image_bytes_after else ""),
-            f"all files: {self.bytes_before / mb:.1f} MB -> {self.bytes_after / mb:.1f} MB",
+            f"all files: {human_size(self.bytes_before)} -> {human_size(self.bytes_after)}",
         ]
         if self.interrupted:
             lines.append("interrupted: rerun the same command to resume")
@@ -176,6 +175,23 @@ class Summary:
             if len(self.warnings) > max_failures:
                 lines.append(f"  ... and {len(self.warnings) - max_failures} more (see the report or the manifest)")
         return "\n".join(lines)
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes for people: ``"512 B"``, ``"23.4 kB"``, ``"1.5 MB"``, ``"2.0 GB"`` (powers of 1000).
+
+    Example:
+        >>> human_size(999), human_size(23_400), human_size(1_500_000), human_size(2 * 10**9)
+        ('999 B', '23.4 kB', '1.5 MB', '2.0 GB')
+    """
+    if n < 1000:
+        return f"{n} B"
+    value = n / 1000
+    for unit in ("kB", "MB"):
+        if value < 999.95:  # what rounds below 1000.0
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
 
 
 # -- backends ------------------------------------------------------------------------
@@ -470,6 +486,7 @@ def recompress(
     optimize: bool = False,
     progressive: bool = False,
     trellis: bool = False,
+    allow_16bit: bool = False,
     max_pixels: int | None = None,
     scheduler: str | None = None,
     shard: str | tuple[int, int] | None = None,
@@ -480,8 +497,8 @@ def recompress(
     """Recompress every image under ``src`` into ``dst`` with a dnnjpeg table, mirroring the tree.
 
     See ``docs/recompress.md`` for the full behaviour.  In short: JPEG, PNG, BMP, TIFF and
-    WebP files are re-encoded as baseline JPEG with ``table`` (``quality`` picks the family
-    member); other files are copied unchanged unless ``images_only``.  ``src`` is never
+    WebP files are re-encoded as JPEG (baseline unless ``progressive``) with ``table``
+    (``quality`` picks the family member); other files are copied unchanged unless ``images_only``.  ``src`` is never
     modified (except with ``in_place=True``, which replaces images atomically).  A JSONL
     manifest in ``dst`` records finished files; calling again with the same arguments
     resumes, and ``retry_failed=True`` redoes the failures.
@@ -505,6 +522,8 @@ def recompress(
         follow_symlinks: follow every symlink, also out of ``src`` (loops are detected).
         subsampling, optimize, progressive, trellis: as for :func:`dnnjpeg.save`; with
             ``trellis``, CMYK images are written without it (the record says so).
+        allow_16bit: accept and write a table with steps above 255 (a 16-bit JPEG table,
+            which many decoders reject).
         max_pixels: fail images with more pixels than this (default: Pillow's
             ``Image.MAX_IMAGE_PIXELS`` rule, an error beyond twice that).
         scheduler: address of a Dask scheduler (``tcp://host:8786``) to run on instead of
@@ -529,9 +548,9 @@ def recompress(
     shard_t = parse_shard(shard)
     if max_pixels is not None and max_pixels < 1:
         raise DnnjpegError("max_pixels must be a positive number of pixels")
-    qt = resolve_table(table, quality)
-    # Surface table/option errors now rather than once per file.
-    jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling)
+    # Surface table/option errors now (naming the table) rather than once per file.
+    qt = writable_table(table, quality, allow_16bit=allow_16bit, trellis=trellis)
+    jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling, allow_16bit=allow_16bit)
     if trellis:
         from ..encoders import require_jpeglib
 
@@ -549,6 +568,7 @@ def recompress(
         optimize=optimize,
         progressive=progressive,
         trellis=trellis,
+        allow_16bit=allow_16bit,
         strip=strip,
         keep_smaller=keep_smaller,
         max_pixels=max_pixels,

@@ -72,6 +72,7 @@ class Options:
     optimize: bool = False
     progressive: bool = False
     trellis: bool = False
+    allow_16bit: bool = False
     strip: bool = False
     keep_smaller: bool = False
     max_pixels: int | None = None  # None: Pillow's Image.MAX_IMAGE_PIXELS rule
@@ -342,6 +343,7 @@ def _encode_options(im: Image.Image, opts: Options, record: dict[str, Any]) -> d
         "optimize": opts.optimize,
         "progressive": opts.progressive,
         "keep_metadata": not opts.strip,
+        "allow_16bit": opts.allow_16bit,
     }
     if opts.trellis:
         if im.mode == "CMYK":  # mozjpeg's path writes L and RGB only; keep the file's colours
@@ -532,6 +534,9 @@ def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: d
         return None
     except UnidentifiedImageError:
         _failed(record, "not an image Pillow can read as " + "/".join(OPEN_FORMATS))
+        return None
+    except (OSError, ValueError) as exc:  # a known format with a header Pillow cannot decode (odd BMP depth, ...)
+        _failed(record, f"cannot decode input: {_describe(exc)}")
         return None
     with im:
         record["format"], record["mode"] = im.format, im.mode

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..qtable import SUBSAMPLINGS
 from . import register_command
+from .compress import add_allow_16bit_argument
 
 
 def _positive_int(text: str) -> int:
@@ -55,12 +56,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--subsampling", choices=SUBSAMPLINGS, default=None, help="override the table's subsampling")
     parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
-    parser.add_argument("--progressive", action="store_true", help="progressive JPEG")
+    parser.add_argument("--progressive", action="store_true", help="progressive JPEG (default: baseline)")
     parser.add_argument(
         "--trellis",
         action="store_true",
-        help="mozjpeg's trellis quantization with the same table: smaller files, still baseline (slower)",
+        help="mozjpeg's trellis quantization with the same table: smaller files (slower; baseline unless "
+        "--progressive)",
     )
+    add_allow_16bit_argument(parser)
     parser.add_argument(
         "--max-pixels",
         type=_positive_int,
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             optimize=args.optimize,
             progressive=args.progressive,
             trellis=args.trellis,
+            allow_16bit=args.allow_16bit,
             max_pixels=args.max_pixels,
             scheduler=args.scheduler,
             shard=args.shard,
