@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     qualities = parse_qualities(args.curve_qualities)
     progress = args.progress or sys.stderr.isatty()
     evaluator = make_evaluator(args, workers=args.jpeg_threads, progress=False)
+    labelled = evaluator.dataset.labelled
     with evaluator:
         result = tune(
             evaluator, args.method, budget=args.budget, objective=args.objective, seed=args.seed, storage=storage,
@@ -145,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
         f"best: trial {result.trial} of {result.n_complete} complete ({result.n_pruned} pruned) in study "
         f"{result.study_name!r} [{result.storage}]"
     )
-    print(f"  objective {args.objective} = {result.value:+.5f}   top1 {m['top1']:.4f}   CR {m['cr']:.3f}   "
+    # on an unlabelled folder top-1 is agreement with the uncompressed prediction: say so, as validate does
+    hit = "top1" if labelled else "agreement"
+    print(f"  objective {args.objective} = {result.value:+.5f}   {hit} {m['top1']:.4f}   CR {m['cr']:.3f}   "
           f"bpp {m['bpp']:.4f}   ce {m['ce']:.4f}   kl {m['kl']:.5f}")
     print(f"wrote {out}" + (f" and {pareto_path} ({len(result.pareto)} tables)" if pareto_path else ""), file=sys.stderr)
     return 0
