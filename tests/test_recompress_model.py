@@ -390,6 +390,32 @@ def test_api_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "dst").exists()
 
 
+@pytest.mark.parametrize(
+    ("spec", "package"), [("standard:50", "PIL"), ("mozjpeg:50", "jpeglib"), ("trellis:50", "jpeglib"),
+                          ("jpegli:50", "pyjpegli")]
+)  # fmt: skip
+def test_metadata_goes_in_front_of_every_ladders_bytes(spec: str, package: str) -> None:
+    """What the worker does to a chosen rung: the source's metadata segments, the encoder's coded pixels."""
+    from dnnjpeg.batch.worker import Options, _decoded, with_metadata
+    from dnnjpeg.ratecontrol import get_ladder
+
+    pytest.importorskip(package)
+    data = _jpeg(_small(skimage_data.astronaut(), 64), quality=95, exif=_exif(), icc_profile=ICC, xmp=XMP,
+                 comment=b"a comment", dpi=(300, 300))  # fmt: skip
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        record: dict = {"format": "JPEG"}
+        dec = _decoded(im, data, None, Options(tables=((1,) * 64, (1,) * 64, "4:2:0")), record)
+    coded = get_ladder(spec)[0].encode(dec.image)
+    out = with_metadata(coded, dec.metadata)
+    with Image.open(io.BytesIO(out)) as got, Image.open(io.BytesIO(coded)) as bare:
+        assert got.getexif()[0x0112] == 6 and got.getexif()[0x010F] == "dnnjpeg-test-camera"
+        assert (got.info["icc_profile"], got.info["xmp"], got.info["comment"]) == (ICC, XMP, b"a comment")
+        assert got.info["dpi"] == (300, 300)
+        assert np.array_equal(np.asarray(got), np.asarray(bare))  # the same pixels, decoded the same way
+        assert np.abs(np.asarray(got.convert("RGB"), float) - np.asarray(dec.image, float)).mean() < 12
+
+
 def test_encode_for_model_is_exported() -> None:
     from dnnjpeg import ratecontrol
 

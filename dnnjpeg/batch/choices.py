@@ -175,6 +175,13 @@ def check_options(
             f"{', '.join(given)} cannot be combined with rate_control: its ladder decides how images are encoded "
             "(e.g. RateControl(ladder='trellis') for trellis quantization, ladder='mozjpeg' for progressive files)"
         )
+    if rc.device is not None:
+        import torch
+
+        try:
+            torch.device(rc.device)
+        except (RuntimeError, ValueError) as exc:
+            raise DnnjpegError(f"rate_control: device {rc.device!r} is not a torch device: {exc}") from None
     try:  # a missing encoder package (jpeglib, pyjpegli) is an error now, not once per file
         lad[0].encode(Image.new("RGB", (8, 8)))
     except ImportError as exc:

@@ -14,7 +14,9 @@ Lines are JSON objects.  ``{"type": "run", ...}`` opens each run (settings, time
      "reason": null, "cfg": "<settings fingerprint>", "t": 1767000000.1}
 
 ``status`` is ``ok`` (re-encoded), ``kept`` (original bytes kept), ``copied`` (not an
-image, copied unchanged) or ``failed`` (``reason`` says why).  ``out`` is omitted when it
+image, copied unchanged) or ``failed`` (``reason`` says why).  With the model in the loop
+(``rate_control``) an image's record adds its choice: ``rung``, ``kl`` and ``top1_kept`` (per
+model), ``held``, ``evaluations`` and ``kept_original``.  ``out`` is omitted when it
 equals ``path``.  Lines are written with a single ``write()`` per finished batch on an
 ``O_APPEND`` descriptor, after the batch's outputs have been renamed into place; a line
 cut short by a crash is ignored when reading, and the next run starts on a fresh line.

@@ -67,6 +67,7 @@ class Summary:
     ``warnings``: files this run finished with a warning (e.g. a CMYK image written without
     ``trellis``, an image above Pillow's pixel limit).
     ``bytes_before``/``bytes_after`` cover ok + kept + copied files; ``image_bytes_*`` only ok + kept.
+    ``rate_control``: with the model in the loop, what the models chose (``None`` otherwise).
     """
 
     src: str
@@ -450,7 +451,8 @@ def recompress(
         fsync: flush each output (and the manifest every 2 s) to disk before renaming;
             default True in place, False otherwise.
         batch_size: files per task (default: up to 32 locally, smaller towards the end of the
-            run so the workers finish together; 8 on Dask).
+            run so the workers finish together; 8 on Dask; with ``rate_control``, its
+            ``batch_size`` in this process and on Dask).
         progress: show a progress bar on stderr.
         rate_control: a :class:`dnnjpeg.ratecontrol.RateControl`: the model in the loop chooses
             each image's encoding from its ladder (the smallest every model reads like the

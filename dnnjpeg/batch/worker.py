@@ -11,6 +11,10 @@ calls keeps the kernel's code and data warm in the CPU caches between them, whic
 measurably cuts their cost next to the codec (see ``docs/recompress.md``).  Each
 file still gets its own temporary file and rename, and its record is returned
 only after its output is in place.
+
+With ``Options.rate_control`` (the model in the loop) the images of a batch are decoded
+first, :func:`dnnjpeg.ratecontrol.choose` picks the bytes of all of them in one call, and
+the source's metadata is put in front of each chosen encoding (:func:`with_metadata`).
 """
 
 from __future__ import annotations
@@ -338,9 +342,7 @@ def _guarded(record: dict[str, Any], step: Any, *args: Any) -> Any:
     return None
 
 
-def _prepare(
-    src_root: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]
-) -> _Output | _Decoded | None:
+def _prepare(src_root: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> _Output | None:
     """Everything for one file but writing an image's output: that is returned (``None``: the record is final)."""
     src = os.path.join(src_root, task.rel)
     if task.kind == "copy":
@@ -422,13 +424,8 @@ def _copy(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, 
         record["src_size"] = size  # the file changed while being copied; the copy is what was read
 
 
-def _process_image(
-    src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]
-) -> _Output | _Decoded | None:
-    """Read, check, decode and encode one image; return what to write (``None``: the record is final).
-
-    With rate control the image is returned decoded (:class:`_Decoded`): the model chooses its bytes.
-    """
+def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> _Output | None:
+    """Read, check, decode and encode one image; return what to write (``None``: the record is final)."""
     try:
         data, st = _read_source(src, task.link)
     except OSError as exc:
@@ -462,7 +459,7 @@ def _process_image(
             _failed(record, f"truncated or corrupt image: {exc}")
             return None
         if opts.rate_control is not None:  # the model chooses the bytes, for the whole batch at once
-            return _decoded(im, data, st, opts, record)
+            return _decoded(im, data, st, opts, record)  # type: ignore[return-value]  # a _Decoded
         out = encode(im, opts.table, **_encode_options(im, opts, record))
     if opts.keep_smaller and record["format"] in _JPEG_FORMATS and len(out) >= len(data):
         return _keep_original(st, data, record, opts, f"recompressed size {len(out)} is not smaller (--keep-smaller)")
@@ -649,23 +646,44 @@ def _segment_is(seg: bytes, marker: int, ident: bytes) -> bool:
     return seg[1] == marker and seg[4 : 4 + len(ident)] == ident
 
 
+def _frame_components(data: bytes) -> bytes | None:
+    """The component ids of the JPEG's frame header (SOFn), or ``None`` when it cannot be found."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            n = data[pos + 9] if pos + 9 < len(data) else 0
+            return bytes(data[pos + 10 + 3 * i] for i in range(n) if pos + 10 + 3 * i < len(data))
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
 def with_metadata(coded: bytes, metadata: dict[str, Any]) -> bytes:
     """``coded`` (a rung's bytes, pixels only) carrying the metadata Pillow writes for ``metadata``
     (EXIF, ICC profile, XMP, comment, JFIF density), as the trellis path does
     (:func:`dnnjpeg.jpegmarkers.replace_metadata`).  The segments that say how the pixels are
-    coded stay the encoder's: an Adobe APP14 segment is kept, and a JFIF APP0 segment (which
-    holds the density) is written only when the encoder wrote one.
+    coded stay the encoder's: an Adobe APP14 segment is kept, and the JFIF APP0 segment (which
+    holds the density, and tells decoders the pixels are YCbCr or gray) is written when the
+    encoder wrote one, or wrote none but coded YCbCr or gray (component ids 1, 2, 3; jpegli).
     """
     segments = metadata_segments(coded)
     rest = 2 + sum(len(s) for s in segments)
-    has_jfif = any(_segment_is(s, 0xE0, _JFIF) for s in segments)
     adobe = [s for s in segments if _segment_is(s, 0xEE, _ADOBE)]
+    jfif = any(_segment_is(s, 0xE0, _JFIF) for s in segments) or (
+        not adobe and _frame_components(coded) in (b"\x01", b"\x01\x02\x03")
+    )
     template = io.BytesIO()
     Image.new("RGB", (8, 8)).save(template, "JPEG", **metadata)  # only its metadata segments are used
     kept = [
         s
         for s in metadata_segments(template.getvalue())
-        if not _segment_is(s, 0xEE, _ADOBE) and (has_jfif or not _segment_is(s, 0xE0, _JFIF))
+        if not _segment_is(s, 0xEE, _ADOBE) and (jfif or not _segment_is(s, 0xE0, _JFIF))
     ]
     return coded[:2] + b"".join(kept) + b"".join(adobe) + coded[rest:]
 
