@@ -350,6 +350,7 @@ def test_dask_local_cluster_gives_the_same_choices(small_tree: Path, tmp_path: P
         (["--model", "efficientnet_lite0", "--max-kl", "-1"], "--max-kl must be a finite number >= 0"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--top-k", "0"], "--top-k must be None or an integer"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--ladder", "nosuch"], "--ladder: unknown ladder"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--device", "nodevice"], "--device 'nodevice' is not a torch device"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--min-quality", "99"], "99 leaves no rung of ladder 'standard'"),
     ],
 )  # fmt: skip

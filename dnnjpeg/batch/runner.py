@@ -477,7 +477,7 @@ def recompress(
     if rate_control is not None:
         rcb.check_options(
             rate_control, table, quality, subsampling=subsampling, optimize=optimize, progressive=progressive,
-            trellis=trellis, report=report,
+            trellis=trellis, report=report, local=not scheduler,
         )  # fmt: skip
     qt = resolve_table(table, quality)
     # Surface table/option errors now rather than once per file.

@@ -177,6 +177,15 @@ def rate_control_from_args(args: argparse.Namespace) -> Any:
                                f"{instead}")
     if args.max_kl is None:
         raise DnnjpegError("--model needs --max-kl TAU (the largest KL divergence allowed, in nats, e.g. 0.05)")
+    if args.device is not None:
+        import torch
+
+        try:
+            device = torch.device(args.device)
+        except (RuntimeError, ValueError):
+            raise DnnjpegError(f"--device {args.device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+        if device.type == "cuda" and not args.scheduler and not torch.cuda.is_available():
+            raise DnnjpegError(f"--device {args.device}: torch sees no CUDA device on this machine")
     from ..ratecontrol import Criterion, RateControl
 
     try:
