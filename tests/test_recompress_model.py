@@ -340,7 +340,8 @@ def test_dask_local_cluster_gives_the_same_choices(small_tree: Path, tmp_path: P
         (["--model", "efficientnet_lite0"], "--model needs --max-kl TAU"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--table", "resnet50"],
          "--table cannot be used with --model: the ladder replaces the table"),
-        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--quality", "50"], "--quality cannot be used with --model"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--quality", "50"],
+         "--quality cannot be used with --model"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--trellis"], "use --ladder trellis"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--progressive"], "use --ladder mozjpeg"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--optimize"], "--optimize cannot be used with --model"),
@@ -350,8 +351,10 @@ def test_dask_local_cluster_gives_the_same_choices(small_tree: Path, tmp_path: P
         (["--model", "efficientnet_lite0", "--max-kl", "-1"], "--max-kl must be a finite number >= 0"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--top-k", "0"], "--top-k must be None or an integer"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--ladder", "nosuch"], "--ladder: unknown ladder"),
-        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--device", "nodevice"], "--device 'nodevice' is not a torch device"),
-        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--min-quality", "99"], "99 leaves no rung of ladder 'standard'"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--device", "nodevice"],
+         "--device 'nodevice' is not a torch device"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--min-quality", "99"],
+         "99 leaves no rung of ladder 'standard'"),
     ],
 )  # fmt: skip
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
