@@ -14,7 +14,9 @@ Lines are JSON objects.  ``{"type": "run", ...}`` opens each run (settings, time
      "reason": null, "cfg": "<settings fingerprint>", "t": 1767000000.1}
 
 ``status`` is ``ok`` (re-encoded), ``kept`` (original bytes kept), ``copied`` (not an
-image, copied unchanged) or ``failed`` (``reason`` says why).  ``out`` is omitted when it
+image, copied unchanged) or ``failed`` (``reason`` says why).  With the model in the loop
+(``rate_control``) an image's record adds its choice: ``rung``, ``kl`` and ``top1_kept`` (per
+model), ``held``, ``evaluations`` and ``kept_original``.  ``out`` is omitted when it
 equals ``path``.  Lines are written with a single ``write()`` per finished batch on an
 ``O_APPEND`` descriptor, after the batch's outputs have been renamed into place; a line
 cut short by a crash is ignored when reading, and the next run starts on a fresh line.
@@ -45,7 +47,7 @@ from typing import Any, NamedTuple
 from ..errors import DnnjpegError
 from .plan import MANIFEST_PREFIX
 
-__all__ = ["DONE_STATUSES", "Entry", "ManifestWriter", "load", "manifest_name"]
+__all__ = ["DONE_STATUSES", "Entry", "ManifestWriter", "load", "load_records", "manifest_name"]
 
 MANIFEST_VERSION = 1
 # One encoder for every line (json.dumps with options builds a new one per call).
@@ -173,6 +175,30 @@ def _drop_inherited() -> None:
 
 if hasattr(os, "register_at_fork"):  # every os.fork(), so every forked pool worker
     os.register_at_fork(before=_OPEN_LOCK.acquire, after_in_parent=_OPEN_LOCK.release, after_in_child=_drop_inherited)
+
+
+def load_records(dst_root: str, paths: set[str]) -> dict[str, dict[str, Any]]:
+    """The latest (``t``) whole record of each of ``paths`` in every manifest of ``dst_root`` (as
+    :func:`load` picks them); e.g. the rate-control fields of files an earlier run chose for."""
+    out: dict[str, dict[str, Any]] = {}
+    if not paths:
+        return out
+    for path in manifest_files(dst_root):
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(rec, dict) or rec.get("type") != "file" or rec.get("path") not in paths:
+                    continue
+                old = out.get(rec["path"])
+                try:
+                    if old is None or float(rec.get("t", 0.0)) >= float(old.get("t", 0.0)):
+                        out[rec["path"]] = rec
+                except (TypeError, ValueError):
+                    continue
+    return out
 
 
 class ManifestWriter:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -25,7 +25,9 @@ from .. import __version__
 from ..errors import DnnjpegError
 from ..pillow_plugin import jpeg_save_kwargs, writable_table
 from ..qtable import QTable
+from . import choices as rcb
 from . import manifest as mf
+from .choices import RateControlTotals
 from .plan import (
     EXTENSION_RULES,
     TMP_PREFIX,
@@ -45,6 +47,9 @@ from .worker import (
     init_pool_worker,
     process_batch,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..ratecontrol import RateControl
 
 __all__ = ["DiskFull", "Summary", "default_workers", "recompress"]
 
@@ -95,6 +100,7 @@ class Summary:
     ``warnings``: files this run finished with a warning (e.g. a CMYK image written without
     ``trellis``, an image above Pillow's pixel limit).
     ``bytes_before``/``bytes_after`` cover ok + kept + copied files; ``image_bytes_*`` only ok + kept.
+    ``rate_control``: with the model in the loop, what the models chose (``None`` otherwise).
     """
 
     src: str
@@ -121,6 +127,8 @@ class Summary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped_entries: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: with ``rate_control``: what the models chose (:class:`RateControlTotals`)
+    rate_control: RateControlTotals | None = None
 
     @property
     def ratio(self) -> float:
@@ -134,6 +142,8 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if self.rate_control is not None:
+            d["rate_control"] = self.rate_control.to_dict()
         d["ratio"] = round(self.ratio, 4)
         d["exit_code"] = self.exit_code
         return d
@@ -158,6 +168,8 @@ class Summary:
             + (f" (ratio {self.ratio:.2f}x)" if self.image_bytes_after else ""),
             f"all files: {human_size(self.bytes_before)} -> {human_size(self.bytes_after)}",
         ]
+        if self.rate_control is not None:
+            lines.extend(self.rate_control.format_lines())
         if self.interrupted:
             lines.append("interrupted: rerun the same command to resume")
         if self.bad_manifest_lines:
@@ -235,11 +247,11 @@ def _run_serial(src: str, dst: str, tasks: Sequence[Task], opts: Options, emit: 
             return
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
+def _mp_context(fork_safe: bool = True) -> multiprocessing.context.BaseContext:
     """``fork`` from a single-threaded process (fast, no re-import of ``__main__``);
     otherwise ``forkserver`` (forking a threaded process is unsafe), else ``spawn``."""
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    if "fork" in methods and threading.active_count() == 1 and fork_safe:
         return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
@@ -266,7 +278,7 @@ def _run_pool(
     started are cancelled and those running are waited for (and recorded): no worker is
     left writing when this returns.  The workers die with this process (see
     :func:`~dnnjpeg.batch.worker.init_pool_worker`)."""
-    ctx = _mp_context()
+    ctx = _mp_context(rcb.fork_safe(opts))
     pending = _chunks(tasks, batch_size) if batch_size else _guided_chunks(tasks, workers, _POOL_BATCH)
     suspects: deque[Task] = deque()
     limit = max(2, workers * 3)
@@ -348,6 +360,7 @@ def _run_dask(
         raise DnnjpegError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
         nthreads = sum(client.nthreads().values())
+        opts = rcb.dask_options(client, opts)
         limit = max(4, 3 * nthreads)
         pending = _chunks(tasks, batch_size)
         futures: dict[Any, list[Task]] = {}
@@ -387,6 +400,8 @@ def _run_dask(
 
 
 def _settings(opts: Options, extension: str) -> dict[str, Any]:
+    if opts.rate_control is not None:
+        return rcb.settings(opts, extension)
     qt = opts.table
     sub = opts.subsampling or qt.subsampling
     return {
@@ -493,6 +508,7 @@ def recompress(
     fsync: bool | None = None,
     batch_size: int | None = None,
     progress: bool = False,
+    rate_control: RateControl | None = None,
 ) -> Summary:
     """Recompress every image under ``src`` into ``dst`` with a dnnjpeg table, mirroring the tree.
 
@@ -533,8 +549,16 @@ def recompress(
         fsync: flush each output (and the manifest every 2 s) to disk before renaming;
             default True in place, False otherwise.
         batch_size: files per task (default: up to 32 locally, smaller towards the end of the
-            run so the workers finish together; 8 on Dask).
+            run so the workers finish together; 8 on Dask; with ``rate_control``, its
+            ``batch_size`` in this process and on Dask).
         progress: show a progress bar on stderr.
+        rate_control: a :class:`dnnjpeg.ratecontrol.RateControl`: the model in the loop chooses
+            each image's encoding from its ladder (the smallest every model reads like the
+            source), instead of ``table``/``quality``, ``subsampling``, ``optimize``,
+            ``progressive`` and ``trellis`` (giving them too is an error).  Each worker process
+            loads the models once (CUDA when available).  The records and the report then hold
+            each image's chosen rung, KL and model evaluations, and ``summary.rate_control`` the
+            totals; ``report`` also draws them into a PNG beside the report.
 
     Returns:
         the :class:`Summary`; ``summary.exit_code`` is 1 when any file failed.
@@ -548,6 +572,11 @@ def recompress(
     shard_t = parse_shard(shard)
     if max_pixels is not None and max_pixels < 1:
         raise DnnjpegError("max_pixels must be a positive number of pixels")
+    if rate_control is not None:
+        rcb.check_options(
+            rate_control, table, quality, subsampling=subsampling, optimize=optimize, progressive=progressive,
+            trellis=trellis, report=report, local=not scheduler,
+        )  # fmt: skip
     # Surface table/option errors now (naming the table) rather than once per file.
     qt = writable_table(table, quality, allow_16bit=allow_16bit, trellis=trellis)
     jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling, allow_16bit=allow_16bit)
@@ -575,6 +604,7 @@ def recompress(
         fsync=bool(fsync),
         in_place=in_place,
         tmp_tag=tag,
+        rate_control=rate_control,
     )
     settings = _settings(opts, extension)
     cfg = _fingerprint(settings)
@@ -598,7 +628,9 @@ def recompress(
         others = sorted({e.cfg for e in entries.values() if e.cfg != cfg})
         if others and not restart:
             raise DnnjpegError(
-                f"{dst_root} holds files recompressed with other settings (table, subsampling, strip, "
+                f"{dst_root} holds files recompressed with other settings ("
+                + ("models, criterion, ladder, " if rate_control is not None else "")
+                + "table, subsampling, strip, "
                 "keep-smaller or extension rule differ); use another DST, the same settings, "
                 "or --restart to redo those files with the new settings"
             )
@@ -667,6 +699,8 @@ def recompress(
             if entry.status == "failed":
                 summary.failures.append({"path": task.rel, "reason": entry.reason or "", "earlier_run": True})
         summary.resumed = len(previous)
+        if rate_control is not None:
+            summary.rate_control = rcb.previous_choices(rate_control, dst_root, previous)
         summary.files = n_files
         summary.skipped = len(summary.skipped_entries)
         summary.failed = len(summary.failures)
@@ -678,6 +712,10 @@ def recompress(
             backend, n_workers = "in-process", 1
         else:
             backend, n_workers = "process", min(workers, max(1, len(todo)))
+        if rate_control is not None:
+            opts, backend, n_workers, batch_size = rcb.backend_options(
+                opts, backend, n_workers, batch_size, default_workers()
+            )
         summary.backend, summary.workers = backend, n_workers
         no_room = _unless_full(
             writer.append,
@@ -733,6 +771,8 @@ def recompress(
                     summary.failures.append({"path": rec["path"], "reason": rec["reason"], "earlier_run": False})
                 elif rec.get("warning"):
                     summary.warnings.append({"path": rec["path"], "warning": rec["warning"]})
+                if summary.rate_control is not None and "held" in rec and rec["status"] in ("ok", "kept"):
+                    summary.rate_control.add(rec)
                 bar.update(rec["src_size"] or 0, summary.failed)
             return full is None
 
@@ -753,13 +793,15 @@ def recompress(
             bar.close()
             summary.failures.sort(key=lambda f: f["path"])
             summary.warnings.sort(key=lambda w: w["path"])
+            if summary.rate_control is not None:
+                summary.rate_control.sort()
             summary.seconds = time.perf_counter() - t_start
             if full is not None:
                 summary.interrupted = True
             if report is not None:
                 no_room = _write_report(
                     report,
-                    {
+                    rcb.with_report(summary, {
                         "format": "dnnjpeg-recompress-report",
                         "version": 1,
                         "summary": {
@@ -776,8 +818,10 @@ def recompress(
                         "failures": summary.failures,
                         "skipped": summary.skipped_entries,
                         "warnings": summary.warnings,
-                    },
+                    }),
                 )
+                if summary.rate_control is not None and not no_room:
+                    rcb.plot_choices(summary.rate_control, rcb.plot_path(report))
                 if no_room and full is None:  # the run finished, the report does not fit
                     full = (os.fspath(report), no_room)
         if full is not None:
