@@ -53,7 +53,7 @@ def _table(images: list[Image.Image], ladder: str, clfs: list[Any], batch: int, 
         z = np.load(path)
         m = clfs[0].name
         t = RungTable(tuple(z["labels"].tolist()), z["nbytes"], {m: z["kl"]}, {m: z["top1"]}, {m: z["ref_top1"]},
-                      {m: z["topk"]}, {m: z["ref_topk"]})
+                      {m: z["topk"]}, {m: z["ref_topk"]}, ref_logits={m: z["ref_logits"]})
         return t, float(z["seconds"])
     t0 = time.perf_counter()
     t = evaluate_rungs(images, ladder, clfs, batch_size=batch)
@@ -62,7 +62,7 @@ def _table(images: list[Image.Image], ladder: str, clfs: list[Any], batch: int, 
         m = clfs[0].name
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, labels=np.array(t.labels), nbytes=t.nbytes, kl=t.kl[m], top1=t.top1[m], ref_top1=t.ref_top1[m],
-                 topk=t.topk[m], ref_topk=t.ref_topk[m], seconds=sec)
+                 topk=t.topk[m], ref_topk=t.ref_topk[m], ref_logits=t.ref_logits[m], seconds=sec)
     return t, sec
 
 

@@ -220,3 +220,53 @@ def test_lite0_encode_for_model_with_the_source_jpeg(lite0, dev_photos):
     decoded = Image.open(io.BytesIO(c.data))
     assert decoded.size == images[0].size and "progressive" not in decoded.info
     assert c.kept_original or (c.held and c.kl[lite0.name] <= 0.05)
+
+
+def test_kl_model_learns_an_additive_log_kl():
+    from dnnjpeg.ratecontrol import KLModel
+
+    rng = np.random.default_rng(4)
+    f = -0.4 * np.arange(10) + 0.3 * np.sin(np.arange(10))
+    model = KLModel([10 * (i + 1) for i in range(10)])
+    for _ in range(300):
+        c, x = rng.normal(0, 1), rng.normal(0, 1)
+        rungs = rng.choice(10, 3, replace=False)
+        model.add(x, [(int(r), 2.0 + 1.5 * x + c * 0.3 + f[r] + rng.normal(0, 0.2)) for r in rungs], [])
+    model.fit()
+    assert np.allclose(model.f - model.f.mean(), f - f.mean(), atol=0.1)
+    assert model.b == pytest.approx(1.5, abs=0.15) and np.all(model.sd < 0.4)
+    mu, var = model.posterior(0.0, [(5, 2.0 + f[5])])
+    assert model.p_hold(mu, var, 9, 2.0 + f[9] + 1.0) > 0.9 > 0.1 > model.p_hold(mu, var, 0, 2.0 + f[0] - 1.0)
+
+
+def test_a_kl_model_passed_to_successive_calls_keeps_learning(images, tiny, table):
+    from dnnjpeg.ratecontrol import KLModel
+
+    rc = RateControl(models=(tiny,), criterion=Criterion(_tau(table, tiny.name)), ladder=LADDER, batch_size=4)
+    model = KLModel()
+    choose(images[:5], rc, classifiers=[tiny], kl_model=model)   # a model of another length: replaced, not used
+    assert model.images == []
+    model = KLModel([r.quality for r in get_ladder(LADDER)])
+    choose(images[:5], rc, classifiers=[tiny], kl_model=model)
+    choose(images[5:], rc, classifiers=[tiny], kl_model=model)
+    assert len(model.images) == len(images)
+
+
+def test_stop_threshold_trades_bytes_for_evaluations():
+    from dnnjpeg.ratecontrol._policy import Thresholds
+    from dnnjpeg.ratecontrol._simulate import answers, simulate
+
+    table = _monotone_table(300, 18, 5)
+    crit = Criterion(0.05)
+    verified = simulate(table, crit)
+    eager = simulate(table, crit, thresholds=Thresholds(stop=0.5))
+    assert np.array_equal(answers(verified), table.smallest_holding(crit))
+    assert sum(len(s.tried) for s in eager) < sum(len(s.tried) for s in verified)
+    assert np.all(answers(eager) >= answers(verified))  # it only ever stops higher, on a rung that held
+
+
+def test_unknown_strategy():
+    from dnnjpeg.ratecontrol._policy import Policy
+
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        Policy(5, 0.05, "random")

@@ -21,6 +21,7 @@ from ._engine import load_classifiers
 from ._exhaustive import PROTOCOLS, RungTable, evaluate_rungs
 from ._ladder import DEFAULT_QUALITIES, JpegliEncoder, Ladder, Rung, get_ladder, ladders, register_ladder
 from ._options import RateControl
+from ._policy import KLModel
 from ._search import Choice, choose, encode_for_model
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Choice",
     "Criterion",
     "JpegliEncoder",
+    "KLModel",
     "Ladder",
     "RateControl",
     "Rung",

@@ -24,7 +24,7 @@ from ._criterion import Criterion
 from ._engine import Engine, load_classifiers
 from ._ladder import Ladder, get_ladder
 from ._options import RateControl
-from ._policy import Policy
+from ._policy import KLModel, Policy
 
 __all__ = ["Choice", "Outcome", "State", "choose", "encode_for_model", "search"]
 
@@ -57,6 +57,7 @@ class State:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     passes: int = 0
     ref_passes: int = 0
+    accepted: bool = False
 
     def __post_init__(self) -> None:
         self.hi = self.cap = self.n
@@ -67,7 +68,7 @@ class State:
 
     @property
     def done(self) -> bool:
-        return self.ref is not None and self.lo + 1 >= self.top
+        return self.ref is not None and (self.accepted or self.lo + 1 >= self.top)
 
     def record(self, r: int, out: Outcome) -> None:
         self.outcomes[r] = out
@@ -104,6 +105,8 @@ def search(n_images: int, n_rungs: int, oracle: Oracle, policy: Policy, window: 
         for (i, r), out in zip(probes, outs):
             states[i].record(r, out)
         active += new
+        for i in active:
+            states[i].accepted = states[i].accepted or (states[i].ref is not None and policy.stop(states[i]))
         for i in [i for i in active if states[i].done]:
             policy.learn(states[i])
         active = [i for i in active if not states[i].done]
@@ -203,6 +206,7 @@ def choose(
     *,
     classifiers: Sequence[Any] | None = None,
     sources: Sequence[bytes | None] | None = None,
+    kl_model: KLModel | None = None,
 ) -> list[Choice]:
     """For each image, the smallest rung of ``rc``'s ladder every model reads like the image itself.
 
@@ -212,6 +216,9 @@ def choose(
         classifiers: ``rc.models`` already loaded (:func:`load_classifiers`), in that order; default: load them.
         sources: per image, the source file's bytes when it is a JPEG already (or ``None``): it is kept
             when no smaller rung holds, and rungs not smaller than it are never run through a model.
+        kl_model: the search's model of KL (:class:`~dnnjpeg.ratecontrol.KLModel`); pass the same object to
+            successive calls with the same models and ladder to keep what it learned (default: a fresh one,
+            learning from this call's images only).
 
     Returns:
         one :class:`Choice` per image, in order.
@@ -242,7 +249,7 @@ def choose(
     engine = Engine(clfs, rc.batch_size)
     try:
         oracle = EngineOracle(engine, images, ladder, rc.criterion, srcs)
-        policy = Policy(len(ladder), rc.criterion.max_kl)
+        policy = Policy(len(ladder), rc.criterion.max_kl, model=kl_model, qualities=[r.quality for r in ladder])
         states = search(len(images), len(ladder), oracle, policy, rc.batch_size)
         names = [c.name for c in clfs]
         return [_choice(st, ladder, offset, img, src, names) for st, img, src in zip(states, images, srcs)]
