@@ -270,3 +270,23 @@ def test_unknown_strategy():
 
     with pytest.raises(ValueError, match="strategy must be one of"):
         Policy(5, 0.05, "random")
+
+
+@pytest.mark.parametrize("strategy", ["bisect", "gallop", "predict"])
+def test_on_noisy_tables_the_answer_is_a_verified_boundary_in_few_probes(strategy):
+    from dnnjpeg.ratecontrol import RungTable
+    from dnnjpeg.ratecontrol._simulate import simulate
+
+    rng = np.random.default_rng(6)
+    n, r = 400, 18
+    kl = np.exp(rng.normal(-3, 2.5, (n, r)) - 0.2 * np.arange(r))    # KL far from monotone in the rung
+    zeros = np.zeros((n, r), dtype=np.int64)
+    table = RungTable(tuple(f"q{q}" for q in range(r)), np.cumsum(np.full((n, r), 100), axis=1), {"m": kl},
+                      {"m": zeros}, {"m": np.zeros(n, int)})
+    held = table.held(Criterion(0.05))
+    states = simulate(table, Criterion(0.05), strategy=strategy, window=8)
+    found = [s for s in states if s.hi < r]
+    assert all(held[i, s.hi] and s.hi in s.tried for i, s in enumerate(states) if s.hi < r)
+    assert all(s.hi == 0 or (s.hi - 1 in s.tried and s.lo == s.hi - 1) for s in found)
+    assert all(s.lo == r - 1 and r - 1 in s.tried for s in states if s.hi == r)   # nothing held: top rung failed
+    assert max(len(s.tried) for s in states) <= 4 + 2 * int(np.ceil(np.log2(r + 1)))

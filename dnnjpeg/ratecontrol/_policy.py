@@ -14,7 +14,9 @@ Strategies (``Policy(strategy=...)``):
     The first probe is the lowest rung whose predicted chance of holding is at least
     :attr:`Thresholds.first`; after a failure, the lowest with at least :attr:`Thresholds.up`; below a
     verified hold, the lowest with at least :attr:`Thresholds.down` (by default the search always ends on
-    a verified boundary; :attr:`Thresholds.stop` can trade bytes for evaluations).  ``f``, the noise per rung and
+    a verified boundary; :attr:`Thresholds.stop` can trade bytes for evaluations).  After
+    :data:`PREDICTED_PROBES` probes it brackets by doubling steps and bisects, so the worst case stays
+    logarithmic in the ladder's length.  ``f``, the noise per rung and
     ``a, b`` are fitted online from the images already finished (the same :class:`KLModel` can be passed
     to successive calls).
 """
@@ -35,6 +37,8 @@ STRATEGIES = ("bisect", "gallop", "predict")
 INTERCEPT, ENTROPY_SLOPE, QUALITY_SLOPE, DEFAULT_SD = -1.26, 1.11, -0.049, 0.9
 #: Before any image has finished: log bytes ~ SIZE_Q2 q^2 + SIZE_Q1 q + const (same photos and ladder).
 SIZE_Q2, SIZE_Q1 = 5.2e-5, 0.016
+#: ``predict`` places this many probes by the model, then brackets and bisects.
+PREDICTED_PROBES = 4
 _LOG_KL_FLOOR = math.log(1e-8)
 
 
@@ -206,8 +210,8 @@ class Policy:
         lo, top = st.lo, st.top
         if self.strategy == "bisect":
             return _clamp(self.n // 2 if not st.outcomes else (lo + top) // 2, lo, top)
-        if self.strategy == "gallop":
-            return self._gallop(st)
+        if self.strategy == "gallop" or len(st.tried) >= PREDICTED_PROBES:
+            return self._gallop(st)  # bracket by doubling steps, then bisect: a logarithmic worst case
         mu, var = self.model.posterior(_feature(st.ref), self._points(st))
         if st.hi < self.n:  # a verified hold: probe below only when it has a fair chance
             return _clamp(self._lowest(mu, var, self.th.down, lo, st.hi), lo, top)
