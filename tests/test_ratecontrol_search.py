@@ -95,8 +95,8 @@ def test_a_large_source_does_not_change_the_choice(images, tiny, table):
 
 def test_min_quality_floor(images, tiny):
     rc = RateControl(models=(tiny,), criterion=Criterion(10.0), ladder=LADDER, min_quality=55)
-    for c in choose(images[:3], rc, classifiers=[tiny]):
-        assert (c.rung, c.index) == ("q60", 5)
+    choices = choose(images[:3], rc, classifiers=[tiny], workers=1)
+    assert [(c.rung, c.index) for c in choices] == [("q60", 5)] * 3
 
 
 def test_every_model_must_hold(images, tiny, tiny2, table):

@@ -207,6 +207,7 @@ def choose(
     classifiers: Sequence[Any] | None = None,
     sources: Sequence[bytes | None] | None = None,
     kl_model: KLModel | None = None,
+    workers: int | None = None,
 ) -> list[Choice]:
     """For each image, the smallest rung of ``rc``'s ladder every model reads like the image itself.
 
@@ -219,6 +220,8 @@ def choose(
         kl_model: the search's model of KL (:class:`~dnnjpeg.ratecontrol.KLModel`); pass the same object to
             successive calls with the same models and ladder to keep what it learned (default: a fresh one,
             learning from this call's images only).
+        workers: threads for the codec work (encode, decode, resize); default: the usable cores
+            (``$DNNJPEG_WORKERS``).  Pass 1 inside a process pool that already uses every core.
 
     Returns:
         one :class:`Choice` per image, in order.
@@ -246,7 +249,7 @@ def choose(
         raise ValueError(f"sources: got {len(srcs)} for {len(images)} images")
     ladder = rc.get_ladder()
     offset = len(get_ladder(rc.ladder)) - len(ladder)
-    engine = Engine(clfs, rc.batch_size)
+    engine = Engine(clfs, rc.batch_size, workers)
     try:
         oracle = EngineOracle(engine, images, ladder, rc.criterion, srcs)
         policy = Policy(len(ladder), rc.criterion.max_kl, model=kl_model, qualities=[r.quality for r in ladder])
