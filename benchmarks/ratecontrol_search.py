@@ -47,7 +47,8 @@ def _load(data: Path, limit: int | None) -> tuple[list[Image.Image], list[int]]:
     return imgs, [f.stat().st_size for f in ds.files]
 
 
-def _table(images: list[Image.Image], ladder: str, clfs: list[Any], batch: int, cache: Path | None) -> tuple[RungTable, float]:
+def _table(images: list[Image.Image], ladder: str, clfs: list[Any], batch: int,
+           cache: Path | None) -> tuple[RungTable, float]:
     path = None if cache is None else cache / f"rungs-{ladder.replace(':', '_')}-{clfs[0].name}-{len(images)}.npz"
     if path is not None and path.is_file():
         z = np.load(path)

@@ -93,6 +93,15 @@ def test_a_large_source_does_not_change_the_choice(images, tiny, table):
         c.rung for c in choose(images[:3], rc, classifiers=[tiny])]
 
 
+def test_no_images_and_mismatched_arguments(images, tiny):
+    rc = RateControl(models=(tiny,), criterion=Criterion(0.05), ladder=LADDER)
+    assert choose([], rc, classifiers=[tiny]) == []
+    with pytest.raises(ValueError, match="^sources"):
+        choose(images[:2], rc, classifiers=[tiny], sources=[None])
+    with pytest.raises(ValueError, match="^classifiers"):
+        choose(images[:2], rc, classifiers=[tiny, tiny])
+
+
 def test_min_quality_floor(images, tiny):
     rc = RateControl(models=(tiny,), criterion=Criterion(10.0), ladder=LADDER, min_quality=55)
     choices = choose(images[:3], rc, classifiers=[tiny], workers=1)

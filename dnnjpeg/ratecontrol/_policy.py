@@ -157,7 +157,8 @@ class KLModel:
             self.s0 = float(max(np.std(c[ok] - (a + b * xs[ok])), 0.3))
 
 
-def _additive(img: np.ndarray, rung: np.ndarray, y: np.ndarray, n_img: int, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _additive(img: np.ndarray, rung: np.ndarray, y: np.ndarray, n_img: int,
+              prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``y ~ c[img] + f[rung]`` by alternating means; rungs seen rarely lean on ``prior``'s shape."""
     f, c = prior.copy(), np.zeros(n_img)
     count = np.bincount(rung, minlength=len(prior))

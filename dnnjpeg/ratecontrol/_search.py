@@ -237,7 +237,8 @@ def choose(
         >>> all(c.evaluations == 1 + len(c.tried) for c in choices)   # the reference + one per rung tried
         True
         >>> c = choices[0]
-        >>> c.data == get_ladder(rc.ladder)[c.index].encode(images[0]) and c.rung == get_ladder(rc.ladder)[c.index].label
+        >>> rung = get_ladder(rc.ladder)[c.index]
+        >>> c.data == rung.encode(images[0]) and c.rung == rung.label
         True
     """
     rc.validate()
