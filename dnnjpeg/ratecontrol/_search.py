@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ._criterion import Criterion
-from ._engine import Engine, load_classifiers
+from ._engine import Engine, decode_image, load_classifiers
 from ._ladder import Ladder, get_ladder
 from ._options import RateControl
 from ._policy import KLModel, Policy
@@ -70,6 +70,15 @@ class State:
     def done(self) -> bool:
         return self.ref is not None and (self.accepted or self.lo + 1 >= self.top)
 
+    def release(self) -> None:
+        """Once finished: drop the bytes that cannot be the answer and the reference logits (memory)."""
+        held = [r for r in self.tried if self.outcomes[r].held]
+        keep = min(held, key=lambda r: (self.outcomes[r].nbytes, r)) if held else self.n - 1
+        for r, out in self.outcomes.items():
+            if r != keep:
+                out.data = None
+        self.ref = ()
+
     def record(self, r: int, out: Outcome) -> None:
         self.outcomes[r] = out
         self.passes += out.passes
@@ -87,6 +96,8 @@ class Oracle(Protocol):
     """Runs one round: references of newly admitted images and one candidate per probing image."""
 
     def round(self, refs: list[int], probes: list[tuple[int, int]]) -> tuple[list[Any], list[Outcome]]: ...
+
+    def release(self, i: int) -> None: ...
 
 
 def search(n_images: int, n_rungs: int, oracle: Oracle, policy: Policy, window: int) -> list[State]:
@@ -109,6 +120,8 @@ def search(n_images: int, n_rungs: int, oracle: Oracle, policy: Policy, window: 
             states[i].accepted = states[i].accepted or (states[i].ref is not None and policy.stop(states[i]))
         for i in [i for i in active if states[i].done]:
             policy.learn(states[i])
+            states[i].release()
+            oracle.release(i)
         active = [i for i in active if not states[i].done]
 
 
@@ -178,14 +191,15 @@ class EngineOracle:
         n = len(eng.classifiers)
         return [(self.refs[i], n) for i in refs], outs
 
+    def release(self, i: int) -> None:
+        self.refs.pop(i, None)
+
     def _candidate(self, probe: tuple[int, int]) -> tuple[bytes, list[np.ndarray] | None]:
         i, r = probe
         src = self.sources[i]
         data = self.ladder[r].encode(self.images[i])
         if src is not None and len(data) >= len(src):
             return data, None
-        from ._engine import decode_image
-
         decoded = decode_image(data)
         return data, [np.asarray(c.transform(decoded)) for c in self.engine.classifiers]
 

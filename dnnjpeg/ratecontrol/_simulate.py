@@ -49,6 +49,9 @@ class TableOracle:
         ref = [[logits[m][i] for m in self.models] if all(m in logits for m in self.models) else [] for i in refs]
         return [(x, len(self.models)) for x in ref], [self._outcome(i, r) for i, r in probes]
 
+    def release(self, i: int) -> None:
+        pass
+
     def _outcome(self, i: int, r: int) -> Outcome:
         nb = int(self.table.nbytes[i, r])
         src = self.sources[i]
