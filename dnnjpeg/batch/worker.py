@@ -702,18 +702,33 @@ def _choose_each(images: list[Image.Image], sources: list[bytes | None], rc: Any
     Each item is a ``Choice`` or the exception that image raised."""
     from ..ratecontrol import choose
 
+    kl_model = _kl_model(rc)
     try:
-        return list(choose(images, rc, classifiers=classifiers, sources=sources))
+        return list(choose(images, rc, classifiers=classifiers, sources=sources, kl_model=kl_model))
     except Exception as exc:  # noqa: BLE001
         if len(images) == 1:
             return [exc]
     out: list[Any] = []
     for im, src in zip(images, sources):
         try:
-            out.append(choose([im], rc, classifiers=classifiers, sources=[src])[0])
+            out.append(choose([im], rc, classifiers=classifiers, sources=[src], kl_model=kl_model)[0])
         except Exception as exc:  # noqa: BLE001
             out.append(exc)
     return out
+
+
+def _kl_model(rc: Any) -> Any:
+    """The search's model of KL for ``rc``'s models and ladder, kept for the life of this worker process,
+    so every batch's search starts from what the earlier batches learned (fewer evaluations per image).
+    One per thread: Dask runs several tasks of a worker at once, and the model learns as it searches."""
+    from ..ratecontrol import KLModel
+
+    key = (tuple(rc.model_names), rc.ladder, rc.min_quality, threading.get_ident())
+    with _MODELS_LOCK:
+        model = _KL_MODELS.get(key)
+        if model is None:
+            model = _KL_MODELS[key] = KLModel([r.quality for r in rc.get_ladder()])
+    return model
 
 
 def _chosen_output(choice: Any, dec: _Decoded, opts: Options, record: dict[str, Any]) -> _Output | None:
@@ -800,6 +815,7 @@ def with_metadata(coded: bytes, metadata: dict[str, Any]) -> bytes:
 
 _MODELS: dict[tuple[str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
+_KL_MODELS: dict[tuple[Any, ...], Any] = {}
 
 
 def _model_device(spec: str | None) -> Any:
