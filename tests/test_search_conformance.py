@@ -106,6 +106,24 @@ def test_method_conformance(name: str, space: str, photo: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("name", available_methods())
+def test_pickled_between_ask_and_tell_continues_identically(name: str, photo: np.ndarray) -> None:
+    """A method pickled with a proposal outstanding (and pickled again from the copy) still
+    continues as the original does: the locks and caches of the libraries behind it are rebuilt."""
+    a = new(name, "single", 5, photo)
+    drive(a, photo, 2)
+    pending = a.ask()
+    snapshot = pickle.dumps(a)
+    a.tell(pending, measure(pending, photo, a.n_objectives))
+    rest = drive(a, photo, STEPS - 3)
+    c = pickle.loads(pickle.dumps(pickle.loads(snapshot)))
+    c.tell(pending, measure(pending, photo, c.n_objectives))
+    assert drive(c, photo, STEPS - 3) == rest
+    assert c.n_told == a.n_told == STEPS
+    a.close()
+    c.close()
+
+
+@pytest.mark.parametrize("name", available_methods())
 def test_different_seeds_differ_and_foreign_results_are_accepted(name: str, photo: np.ndarray) -> None:
     a = drive(new(name, "single", 1, photo), photo, 3)
     b = drive(new(name, "single", 2, photo), photo, 3)

@@ -10,13 +10,14 @@ default).  :func:`dnnjpeg.search.tune` returns the front it found (``TuneResult.
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..qtable import QTable
-from ._optuna import quiet_optuna
+from ._optuna import dumps_without_locks, quiet_optuna
 from .base import SearchError, SearchMethod, Value, register_method
 from .sorted import sorted_table
 
@@ -81,6 +82,14 @@ class NSGA2Search(SearchMethod):
         with quiet_optuna():
             self.study = optuna.create_study(directions=list(self.directions), sampler=sampler)
         self.pending: dict[QTable, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The study (its NSGA-II sampler and in-memory storage) holds locks and thread-locals;
+        # pickle it on its own with those written as fresh ones (see _optuna.dumps_without_locks).
+        return {**self.__dict__, "study": dumps_without_locks(self.study)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({**state, "study": pickle.loads(state["study"])})
 
     def _params(self, table: QTable) -> dict[str, Any]:
         u = self.space.full_box().to_unit(self.space.values(table))
