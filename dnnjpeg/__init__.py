@@ -35,6 +35,7 @@ __all__ = [
     "SixteenBitTableWarning",
     "__version__",
     "encode",
+    "encode_for_model",
     "from_zigzag",
     "load",
     "load_family",
@@ -54,4 +55,8 @@ def __getattr__(name: str):  # PEP 562: keep ``import dnnjpeg`` light
         from .batch import recompress
 
         return recompress
+    if name == "encode_for_model":
+        from .ratecontrol import encode_for_model
+
+        return encode_for_model
     raise AttributeError(f"module 'dnnjpeg' has no attribute {name!r}")

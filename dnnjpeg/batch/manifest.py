@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from ..errors import DnnjpegError
 from .plan import MANIFEST_PREFIX
 
-__all__ = ["DONE_STATUSES", "Entry", "ManifestWriter", "load", "manifest_name"]
+__all__ = ["DONE_STATUSES", "Entry", "ManifestWriter", "load", "load_records", "manifest_name"]
 
 MANIFEST_VERSION = 1
 # One encoder for every line (json.dumps with options builds a new one per call).
@@ -102,6 +102,30 @@ def load(dst_root: str) -> tuple[dict[str, Entry], int]:
                 if old is None or entry.t >= old.t:
                     entries[rec["path"]] = entry
     return entries, bad
+
+
+def load_records(dst_root: str, paths: set[str]) -> dict[str, dict[str, Any]]:
+    """The latest (``t``) whole record of each of ``paths`` in every manifest of ``dst_root`` (as
+    :func:`load` picks them); e.g. the rate-control fields of files an earlier run chose for."""
+    out: dict[str, dict[str, Any]] = {}
+    if not paths:
+        return out
+    for path in manifest_files(dst_root):
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(rec, dict) or rec.get("type") != "file" or rec.get("path") not in paths:
+                    continue
+                old = out.get(rec["path"])
+                try:
+                    if old is None or float(rec.get("t", 0.0)) >= float(old.get("t", 0.0)):
+                        out[rec["path"]] = rec
+                except (TypeError, ValueError):
+                    continue
+    return out
 
 
 class ManifestWriter:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -25,7 +25,9 @@ from ..errors import DnnjpegError
 from ..families import resolve_table
 from ..pillow_plugin import jpeg_save_kwargs
 from ..qtable import QTable
+from . import choices as rcb
 from . import manifest as mf
+from .choices import RateControlTotals
 from .plan import (
     EXTENSION_RULES,
     TMP_PREFIX,
@@ -38,6 +40,9 @@ from .plan import (
     walk,
 )
 from .worker import Options, _safe_makedirs, init_pool_worker, process_batch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..ratecontrol import RateControl
 
 __all__ = ["Summary", "default_workers", "recompress"]
 
@@ -88,6 +93,8 @@ class Summary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped_entries: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    #: with ``rate_control``: what the models chose (:class:`RateControlTotals`)
+    rate_control: RateControlTotals | None = None
 
     @property
     def ratio(self) -> float:
@@ -101,6 +108,8 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        if self.rate_control is not None:
+            d["rate_control"] = self.rate_control.to_dict()
         d["ratio"] = round(self.ratio, 4)
         d["exit_code"] = self.exit_code
         return d
@@ -125,6 +134,8 @@ class Summary:
             + (f" (ratio {self.ratio:.2f}x)" if self.image_bytes_after else ""),
             f"all files: {self.bytes_before / mb:.1f} MB -> {self.bytes_after / mb:.1f} MB",
         ]
+        if self.rate_control is not None:
+            lines.extend(self.rate_control.format_lines())
         if self.interrupted:
             lines.append("interrupted: rerun the same command to resume")
         if self.bad_manifest_lines:
@@ -184,11 +195,11 @@ def _run_serial(src: str, dst: str, tasks: Sequence[Task], opts: Options, emit: 
         emit(process_batch(src, dst, batch, opts))
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
+def _mp_context(fork_safe: bool = True) -> multiprocessing.context.BaseContext:
     """``fork`` from a single-threaded process (fast, no re-import of ``__main__``);
     otherwise ``forkserver`` (forking a threaded process is unsafe), else ``spawn``."""
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    if "fork" in methods and threading.active_count() == 1 and fork_safe:
         return multiprocessing.get_context("fork")
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
@@ -210,7 +221,7 @@ def _run_pool(
     """Local processes.  A worker that dies (a crash inside a decoder) breaks the pool: the
     batches in flight are then retried one file at a time, so the file that kills a worker
     is found and recorded as failed, and the run goes on with a fresh pool."""
-    ctx = _mp_context()
+    ctx = _mp_context(rcb.fork_safe(opts))
     pending = _chunks(tasks, batch_size) if batch_size else _guided_chunks(tasks, workers, _POOL_BATCH)
     suspects: deque[Task] = deque()
     limit = max(2, workers * 3)
@@ -278,6 +289,7 @@ def _run_dask(
         raise DnnjpegError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
         nthreads = sum(client.nthreads().values())
+        opts = rcb.dask_options(client, opts)
         limit = max(4, 3 * nthreads)
         pending = _chunks(tasks, batch_size)
         futures: dict[Any, list[Task]] = {}
@@ -314,6 +326,8 @@ def _run_dask(
 
 
 def _settings(opts: Options, extension: str) -> dict[str, Any]:
+    if opts.rate_control is not None:
+        return rcb.settings(opts, extension)
     qt = opts.table
     sub = opts.subsampling or qt.subsampling
     return {
@@ -397,6 +411,7 @@ def recompress(
     fsync: bool | None = None,
     batch_size: int | None = None,
     progress: bool = False,
+    rate_control: RateControl | None = None,
 ) -> Summary:
     """Recompress every image under ``src`` into ``dst`` with a dnnjpeg table, mirroring the tree.
 
@@ -437,6 +452,13 @@ def recompress(
         batch_size: files per task (default: up to 32 locally, smaller towards the end of the
             run so the workers finish together; 8 on Dask).
         progress: show a progress bar on stderr.
+        rate_control: a :class:`dnnjpeg.ratecontrol.RateControl`: the model in the loop chooses
+            each image's encoding from its ladder (the smallest every model reads like the
+            source), instead of ``table``/``quality``, ``subsampling``, ``optimize``,
+            ``progressive`` and ``trellis`` (giving them too is an error).  Each worker process
+            loads the models once (CUDA when available).  The records and the report then hold
+            each image's chosen rung, KL and model evaluations, and ``summary.rate_control`` the
+            totals; ``report`` also draws them into a PNG beside the report.
 
     Returns:
         the :class:`Summary`; ``summary.exit_code`` is 1 when any file failed.
@@ -450,6 +472,11 @@ def recompress(
     shard_t = parse_shard(shard)
     if max_pixels is not None and max_pixels < 1:
         raise DnnjpegError("max_pixels must be a positive number of pixels")
+    if rate_control is not None:
+        rcb.check_options(
+            rate_control, table, quality, subsampling=subsampling, optimize=optimize, progressive=progressive,
+            trellis=trellis, report=report,
+        )  # fmt: skip
     qt = resolve_table(table, quality)
     # Surface table/option errors now rather than once per file.
     jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling)
@@ -476,6 +503,7 @@ def recompress(
         fsync=bool(fsync),
         in_place=in_place,
         tmp_tag=tag,
+        rate_control=rate_control,
     )
     settings = _settings(opts, extension)
     cfg = _fingerprint(settings)
@@ -493,7 +521,9 @@ def recompress(
         others = sorted({e.cfg for e in entries.values() if e.cfg != cfg})
         if others and not restart:
             raise DnnjpegError(
-                f"{dst_root} holds files recompressed with other settings (table, subsampling, strip, "
+                f"{dst_root} holds files recompressed with other settings ("
+                + ("models, criterion, ladder, " if rate_control is not None else "")
+                + "table, subsampling, strip, "
                 "keep-smaller or extension rule differ); use another DST, the same settings, "
                 "or --restart to redo those files with the new settings"
             )
@@ -549,6 +579,8 @@ def recompress(
             if entry.status == "failed":
                 summary.failures.append({"path": task.rel, "reason": entry.reason or "", "earlier_run": True})
         summary.resumed = len(previous)
+        if rate_control is not None:
+            summary.rate_control = rcb.previous_choices(rate_control, dst_root, previous)
         summary.files = len(todo) + len(previous) + collisions
         summary.skipped = len(summary.skipped_entries)
         summary.failed = len(summary.failures)
@@ -560,6 +592,10 @@ def recompress(
             backend, n_workers = "in-process", 1
         else:
             backend, n_workers = "process", min(workers, max(1, len(todo)))
+        if rate_control is not None:
+            opts, backend, n_workers, batch_size = rcb.backend_options(
+                opts, backend, n_workers, batch_size, default_workers()
+            )
         summary.backend, summary.workers = backend, n_workers
         writer.append(
             {
@@ -595,6 +631,8 @@ def recompress(
                     summary.failures.append({"path": rec["path"], "reason": rec["reason"], "earlier_run": False})
                 elif rec.get("warning"):
                     summary.warnings.append({"path": rec["path"], "warning": rec["warning"]})
+                if summary.rate_control is not None and "held" in rec and rec["status"] in ("ok", "kept"):
+                    summary.rate_control.add(rec)
                 bar.update(rec["src_size"] or 0, summary.failed)
 
         try:
@@ -614,11 +652,13 @@ def recompress(
             bar.close()
             summary.failures.sort(key=lambda f: f["path"])
             summary.warnings.sort(key=lambda w: w["path"])
+            if summary.rate_control is not None:
+                summary.rate_control.sort()
             summary.seconds = time.perf_counter() - t_start
             if report is not None:
                 _write_report(
                     report,
-                    {
+                    rcb.with_report(summary, {
                         "format": "dnnjpeg-recompress-report",
                         "version": 1,
                         "summary": {
@@ -635,8 +675,10 @@ def recompress(
                         "failures": summary.failures,
                         "skipped": summary.skipped_entries,
                         "warnings": summary.warnings,
-                    },
+                    }),
                 )
+                if summary.rate_control is not None:
+                    rcb.plot_choices(summary.rate_control, rcb.plot_path(report))
     return summary
 
 

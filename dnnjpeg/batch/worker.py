@@ -15,10 +15,12 @@ only after its output is in place.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import hashlib
 import io
+import math
 import os
 import secrets
 import stat
@@ -30,7 +32,8 @@ from typing import Any, NamedTuple
 
 from PIL import Image, UnidentifiedImageError
 
-from ..pillow_plugin import encode
+from ..jpegmarkers import metadata_segments
+from ..pillow_plugin import encode, jpeg_save_kwargs, to_jpeg_mode
 from ..qtable import QTable
 from .plan import TMP_PREFIX, Task
 
@@ -73,6 +76,12 @@ class Options:
     fsync: bool = False
     in_place: bool = False
     tmp_tag: str = "all"  # temporary files are named .dnnjpeg-tmp-<tag>-<pid>-<random>
+    #: a :class:`dnnjpeg.ratecontrol.RateControl`: the model in the loop chooses each image's bytes
+    #: (``tables``, ``subsampling``, ``optimize``, ``progressive``, ``trellis`` are then not used).
+    rate_control: Any = None
+    #: torch threads per worker process on the CPU (an int; or ``((dask worker address, n), ...)``);
+    #: ``None`` leaves torch's own setting.
+    torch_threads: Any = None
 
     @staticmethod
     def table_values(qt: QTable) -> tuple[tuple[int, ...], tuple[int, ...], str]:
@@ -329,7 +338,9 @@ def _guarded(record: dict[str, Any], step: Any, *args: Any) -> Any:
     return None
 
 
-def _prepare(src_root: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> _Output | None:
+def _prepare(
+    src_root: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]
+) -> _Output | _Decoded | None:
     """Everything for one file but writing an image's output: that is returned (``None``: the record is final)."""
     src = os.path.join(src_root, task.rel)
     if task.kind == "copy":
@@ -365,6 +376,8 @@ def process_batch(
     the other, whenever ``pending_bytes`` of output are waiting and at the end.  The
     records are the ones :func:`process` gives, in task order.
     """
+    if opts.rate_control is not None:
+        return _process_rate_controlled(src_root, dst_root, tasks, opts, pending_bytes)
     records: list[dict[str, Any]] = []
     pending: list[tuple[Task, dict[str, Any], _Output, float]] = []
     held = 0
@@ -409,8 +422,13 @@ def _copy(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, 
         record["src_size"] = size  # the file changed while being copied; the copy is what was read
 
 
-def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> _Output | None:
-    """Read, check, decode and encode one image; return what to write (``None``: the record is final)."""
+def _process_image(
+    src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]
+) -> _Output | _Decoded | None:
+    """Read, check, decode and encode one image; return what to write (``None``: the record is final).
+
+    With rate control the image is returned decoded (:class:`_Decoded`): the model chooses its bytes.
+    """
     try:
         data, st = _read_source(src, task.link)
     except OSError as exc:
@@ -443,6 +461,8 @@ def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: d
         except OSError as exc:
             _failed(record, f"truncated or corrupt image: {exc}")
             return None
+        if opts.rate_control is not None:  # the model chooses the bytes, for the whole batch at once
+            return _decoded(im, data, st, opts, record)
         out = encode(im, opts.table, **_encode_options(im, opts, record))
     if opts.keep_smaller and record["format"] in _JPEG_FORMATS and len(out) >= len(data):
         return _keep_original(st, data, record, opts, f"recompressed size {len(out)} is not smaller (--keep-smaller)")
@@ -457,3 +477,252 @@ def _keep_original(
         record.update(status="kept", dst_size=len(data), dst_sha256=record["src_sha256"], reason=reason)
         return None
     return _Output(data, st, "kept", reason)
+
+
+# -- model in the loop (Options.rate_control) ------------------------------------------------
+
+
+class _Decoded(NamedTuple):
+    """A decoded image of a rate-controlled batch, waiting for the model's choice."""
+
+    image: Image.Image  # its pixels (L, RGB or CMYK), detached from the file
+    data: bytes  # the source file
+    st: os.stat_result
+    jpeg: bool  # the source is a JPEG: its own bytes are a candidate too
+    metadata: dict[str, Any]  # Pillow JPEG save keywords writing the metadata the output keeps
+
+
+#: Pillow save keywords of jpeg_save_kwargs that code pixels (the rest write metadata).
+_CODING_KEYS = ("qtables", "subsampling", "optimize", "progressive")
+
+
+def _decoded(im: Image.Image, data: bytes, st: os.stat_result, opts: Options, record: dict[str, Any]) -> _Decoded:
+    """Detach a loaded image from its file, with the metadata the output will carry (as the table path keeps it)."""
+    kwargs = jpeg_save_kwargs(im, **_encode_options(im, opts, record))
+    metadata = {k: v for k, v in kwargs.items() if k not in _CODING_KEYS}
+    pixels = to_jpeg_mode(im)
+    if pixels is im:
+        pixels = im.copy()
+    if pixels.mode == "CMYK":  # the ladder's rungs write L or RGB: a CMYK profile would not fit the output
+        metadata.pop("icc_profile", None)
+        _warn(record, "CMYK image written as RGB by the ladder (Pillow's conversion; its ICC profile is not kept)")
+    return _Decoded(pixels, data, st, record["format"] in _JPEG_FORMATS, metadata)
+
+
+def _pixel_bytes(im: Image.Image) -> int:
+    return im.width * im.height * len(im.getbands())
+
+
+def _process_rate_controlled(
+    src_root: str, dst_root: str, tasks: list[Task], opts: Options, pending_bytes: int
+) -> list[dict[str, Any]]:
+    """:func:`process_batch` with the model in the loop: every image of the batch is read, checked and
+    decoded as on the table path, then :func:`dnnjpeg.ratecontrol.choose` picks the bytes of all of
+    them in one call (images go through the models in batches), and the outputs are written as usual.
+
+    At most ``pending_bytes`` of decoded pixels wait for a choice (a batch of huge images is
+    chosen in several groups).
+    """
+    records: list[dict[str, Any]] = []
+    group: list[tuple[Task, dict[str, Any], _Decoded, float]] = []
+    pending: list[tuple[Task, dict[str, Any], _Output, float]] = []
+    held = 0
+    for t in tasks:
+        task = Task(*t)
+        t0 = time.perf_counter()
+        record = _new_record(task)
+        records.append(record)
+        out = _guarded(record, _prepare, src_root, dst_root, task, opts, record)
+        spent = time.perf_counter() - t0
+        if isinstance(out, _Decoded):
+            group.append((task, record, out, spent))
+            held += _pixel_bytes(out.image)
+        elif out is not None:  # kept unchanged (a multi-frame image)
+            pending.append((task, record, out, spent))
+            held += len(out.data)
+        else:
+            record["seconds"] = round(spent, 4)
+        if held >= pending_bytes:
+            _choose_group(group, opts, pending)
+            _write_pending(dst_root, opts, pending)
+            held = 0
+    _choose_group(group, opts, pending)
+    _write_pending(dst_root, opts, pending)
+    return records
+
+
+def _choose_group(
+    group: list[tuple[Task, dict[str, Any], _Decoded, float]],
+    opts: Options,
+    pending: list[tuple[Task, dict[str, Any], _Output, float]],
+) -> None:
+    """Let the models choose the bytes of every image of ``group``; move the outputs to ``pending``."""
+    if not group:
+        return
+    t0 = time.perf_counter()
+    rc = opts.rate_control
+    try:
+        classifiers = _classifiers(rc, opts)
+    except Exception as exc:  # noqa: BLE001 - e.g. a model whose package is missing on this worker
+        choices: list[Any] = [_ModelLoadError(f"cannot load the model: {type(exc).__name__}: {exc}")] * len(group)
+    else:
+        choices = _choose_each(
+            [d.image for _, _, d, _ in group], [d.data if d.jpeg else None for _, _, d, _ in group], rc, classifiers
+        )
+    share = (time.perf_counter() - t0) / len(group)
+    for (task, record, dec, spent), choice in zip(group, choices):
+        t1 = time.perf_counter()
+        if isinstance(choice, BaseException):
+            why = str(choice) if isinstance(choice, _ModelLoadError) else f"{type(choice).__name__}: {choice}"
+            _failed(record, why)
+            out = None
+        else:
+            out = _guarded(record, _chosen_output, choice, dec, opts, record)
+        spent += share + time.perf_counter() - t1
+        if out is None:
+            record["seconds"] = round(spent, 4)
+        else:
+            pending.append((task, record, out, spent))
+    group.clear()
+
+
+class _ModelLoadError(Exception):
+    pass
+
+
+def _choose_each(images: list[Image.Image], sources: list[bytes | None], rc: Any, classifiers: list[Any]) -> list[Any]:
+    """``choose`` over all images at once; when that fails, image by image (so one bad image fails alone).
+    Each item is a ``Choice`` or the exception that image raised."""
+    from ..ratecontrol import choose
+
+    try:
+        return list(choose(images, rc, classifiers=classifiers, sources=sources))
+    except Exception as exc:  # noqa: BLE001
+        if len(images) == 1:
+            return [exc]
+    out: list[Any] = []
+    for im, src in zip(images, sources):
+        try:
+            out.append(choose([im], rc, classifiers=classifiers, sources=[src])[0])
+        except Exception as exc:  # noqa: BLE001
+            out.append(exc)
+    return out
+
+
+def _chosen_output(choice: Any, dec: _Decoded, opts: Options, record: dict[str, Any]) -> _Output | None:
+    record.update(choice_fields(choice))
+    if choice.kept_original:
+        return _keep_original(dec.st, dec.data, record, opts, "no rung smaller than the original JPEG holds")
+    out = with_metadata(choice.data, dec.metadata)
+    if opts.keep_smaller and dec.jpeg and len(out) >= len(dec.data):
+        reason = f"written with its metadata, rung {choice.rung} is {len(out)} bytes, not smaller (--keep-smaller)"
+        return _keep_original(dec.st, dec.data, record, opts, reason)
+    return _Output(out, dec.st, "ok", None)
+
+
+#: Fields a rate-controlled image adds to its manifest record.
+CHOICE_FIELDS = ("rung", "kl", "top1_kept", "held", "evaluations", "kept_original")
+
+
+def _finite(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None  # the manifest is strict JSON
+
+
+def choice_fields(choice: Any) -> dict[str, Any]:
+    """The manifest fields of one :class:`~dnnjpeg.ratecontrol.Choice` (:data:`CHOICE_FIELDS`)."""
+    return {
+        "rung": choice.rung,
+        "kl": {str(k): _finite(v) for k, v in choice.kl.items()},
+        "top1_kept": {str(k): bool(v) for k, v in choice.top1_kept.items()},
+        "held": bool(choice.held),
+        "evaluations": int(choice.evaluations),
+        "kept_original": bool(choice.kept_original),
+    }
+
+
+_JFIF = b"JFIF\x00"
+_ADOBE = b"Adobe"
+
+
+def _segment_is(seg: bytes, marker: int, ident: bytes) -> bool:
+    return seg[1] == marker and seg[4 : 4 + len(ident)] == ident
+
+
+def with_metadata(coded: bytes, metadata: dict[str, Any]) -> bytes:
+    """``coded`` (a rung's bytes, pixels only) carrying the metadata Pillow writes for ``metadata``
+    (EXIF, ICC profile, XMP, comment, JFIF density), as the trellis path does
+    (:func:`dnnjpeg.jpegmarkers.replace_metadata`).  The segments that say how the pixels are
+    coded stay the encoder's: an Adobe APP14 segment is kept, and a JFIF APP0 segment (which
+    holds the density) is written only when the encoder wrote one.
+    """
+    segments = metadata_segments(coded)
+    rest = 2 + sum(len(s) for s in segments)
+    has_jfif = any(_segment_is(s, 0xE0, _JFIF) for s in segments)
+    adobe = [s for s in segments if _segment_is(s, 0xEE, _ADOBE)]
+    template = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(template, "JPEG", **metadata)  # only its metadata segments are used
+    kept = [
+        s
+        for s in metadata_segments(template.getvalue())
+        if not _segment_is(s, 0xEE, _ADOBE) and (has_jfif or not _segment_is(s, 0xE0, _JFIF))
+    ]
+    return coded[:2] + b"".join(kept) + b"".join(adobe) + coded[rest:]
+
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _model_device(spec: str | None) -> Any:
+    import torch
+
+    if spec:
+        return torch.device(spec)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _dask_worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None
+
+
+def _set_torch_threads(opts: Options, device: Any) -> None:
+    """Torch (and rate-control codec) threads of this worker process: its share of the cores."""
+    n = opts.torch_threads
+    if isinstance(n, tuple):  # on Dask: per worker
+        n = dict(n).get(_dask_worker_address())
+    if n is None:
+        return
+    os.environ["DNNJPEG_WORKERS"] = str(n)  # codec threads of dnnjpeg.ratecontrol (this process is a worker)
+    if device.type != "cpu":
+        return
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(int(n))  # per thread with OpenMP: set in the thread that runs the model
+
+
+def _classifiers(rc: Any, opts: Options) -> list[Any]:
+    """The models of ``rc`` on this worker's device (:func:`dnnjpeg.ratecontrol.load_classifiers`),
+    named models loaded once per process and kept (by name and device); model objects come with
+    the task and are only moved to the device."""
+    from ..ratecontrol import load_classifiers
+
+    device = _model_device(rc.device)
+    _set_torch_threads(opts, device)
+    out = []
+    with _MODELS_LOCK:
+        for m in rc.models:
+            key = (m, str(device)) if isinstance(m, str) else None
+            clf = _MODELS.get(key) if key else None
+            if clf is None:
+                clf = load_classifiers(dataclasses.replace(rc, models=(m,), device=str(device)))[0]
+                if key:
+                    _MODELS[key] = clf
+            out.append(clf)
+    return out

@@ -1,11 +1,17 @@
-"""``dnnjpeg recompress SRC DST --table T``: recompress a dataset folder (see docs/recompress.md)."""
+"""``dnnjpeg recompress SRC DST --table T``: recompress a dataset folder (see docs/recompress.md).
+
+``dnnjpeg recompress SRC DST --model NAME --max-kl TAU``: the model in the loop chooses each image's
+encoding from a ladder instead (docs/recompress.md, "Model in the loop").
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
+from ..errors import DnnjpegError
 from ..qtable import SUBSAMPLINGS
 from . import register_command
 
@@ -22,18 +28,31 @@ def _positive_int(text: str) -> int:
     help="recompress a dataset folder into another one (parallel, resumable, never touches SRC)",
 )
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
-        "Exit status: 0 every file finished, 1 some file failed (listed in the summary and --report), "
+        "examples:\n"
+        "  dnnjpeg recompress train/ train-dnn/ --table efficientnet_lite0 --quality 50\n"
+        "  dnnjpeg recompress train/ train-dnn/ --model efficientnet_lite0 --max-kl 0.05 --keep-top1 \\\n"
+        "      --report run.json        # also draws run.png: chosen rungs, bytes saved\n\n"
+        "Exit status: 0 every file finished, 1 some file failed (listed in the summary and --report),\n"
         "2 usage error, 130 interrupted.  Rerun the same command to resume; see docs/recompress.md."
     )
     parser.add_argument("src", type=Path, metavar="SRC", help="folder to read (never modified without --in-place)")
     parser.add_argument("dst", type=Path, nargs="?", metavar="DST", help="folder to write; must not overlap SRC")
-    parser.add_argument("--table", required=True, help="table family name or JSON path")
+    parser.add_argument(
+        "--table", default=None, help="table family name or JSON path (required unless --model)"
+    )
     parser.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
     parser.add_argument(
         "--workers", type=int, default=None, help="local worker processes (default: one per core; 0: no subprocess)"
     )
-    parser.add_argument("--report", type=Path, default=None, metavar="FILE.json", help="write a JSON report here")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="write a JSON report here; with --model also FILE.png beside it (chosen rungs, bytes saved)",
+    )
     parser.add_argument("--images-only", action="store_true", help="do not copy non-image files to DST")
     parser.add_argument("--in-place", action="store_true", help="replace images inside SRC (atomically); give no DST")
     parser.add_argument("--strip", action="store_true", help="drop EXIF (except its orientation), ICC profile, XMP and comments")
@@ -77,7 +96,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fs.add_argument("--fsync", dest="fsync", action="store_true", default=None, help="fsync outputs (default in place)")
     fs.add_argument("--no-fsync", dest="fsync", action="store_false", help="never fsync")
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=None, help="files per task (default: up to 32 locally, smaller towards the end of the run; 8 on Dask)"
+        "--batch-size", type=_positive_int, default=None, help="files per task (default: up to 32 locally, smaller towards the end of the run; 8 on Dask; "
+        "with --model 32 in one process and on Dask)"
+    )
+    mg = parser.add_argument_group(
+        "model in the loop",
+        "Instead of --table: per image, the smallest rung of a ladder of encodings that every --model\n"
+        "still reads like the source (KL of the softmax at most --max-kl).  A JPEG keeps its own bytes\n"
+        "when no smaller rung holds; an image where no rung holds gets the top rung.",
+    )
+    mg.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="efficientnet_lite0..2, timm:NAME or torchvision:NAME; repeat for several (every one must hold)",
+    )
+    mg.add_argument("--max-kl", type=float, default=None, metavar="TAU", help="largest KL divergence allowed (nats)")
+    mg.add_argument("--keep-top1", action="store_true", help="also keep every model's top-1 class")
+    mg.add_argument("--top-k", type=int, default=None, metavar="K", help="also keep every model's set of top-K classes")
+    mg.add_argument(
+        "--ladder",
+        default=None,
+        metavar="SPEC",
+        help="candidate encodings, lowest quality first (default: standard): standard, mozjpeg, trellis, jpegli, "
+        "each with optional qualities (standard:20-90:5, trellis:30,50,70), or family:NAME",
+    )
+    mg.add_argument(
+        "--min-quality", type=int, default=None, metavar="Q", help="never choose a rung below this quality"
+    )
+    mg.add_argument(
+        "--device", default=None, help="torch device of the models (default: CUDA when available, else the CPU)"
     )
     pg = parser.add_mutually_exclusive_group()
     pg.add_argument("--progress", dest="progress", action="store_true", default=None, help="progress bar on stderr")
@@ -87,18 +136,80 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
+#: Options of the model in the loop, as the CLI spells them.
+_MODEL_OPTIONS = (
+    ("max_kl", "--max-kl"),
+    ("keep_top1", "--keep-top1"),
+    ("top_k", "--top-k"),
+    ("ladder", "--ladder"),
+    ("min_quality", "--min-quality"),
+    ("device", "--device"),
+)
+#: Table-path encoding options and what to use with --model instead.
+_ENCODING_OPTIONS = (
+    ("trellis", "--trellis", "use --ladder trellis"),
+    ("progressive", "--progressive", "use --ladder mozjpeg (progressive)"),
+    ("optimize", "--optimize", "use --ladder trellis or --ladder mozjpeg (optimized Huffman tables)"),
+    ("subsampling", "--subsampling", "the ladder's rungs write 4:2:0"),
+)
+#: RateControl's option names -> the flags (its ValueErrors name the option first).
+_FLAG_OF = {"max_kl": "--max-kl", "top_k": "--top-k", "min_quality": "--min-quality", "ladder": "--ladder",
+            "models": "--model", "device": "--device"}  # fmt: skip
+
+
+def rate_control_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~dnnjpeg.ratecontrol.RateControl` of ``--model ...`` (``None`` without ``--model``);
+    ``DnnjpegError`` in the CLI's words for options that do not go together or are out of range."""
+    given = [flag for dest, flag in _MODEL_OPTIONS if getattr(args, dest) not in (None, False)]
+    if not args.model:
+        if given:
+            raise DnnjpegError(f"{given[0]} needs --model (the model in the loop); with --table it does not apply")
+        if args.table is None:
+            raise DnnjpegError("give --table NAME, or --model NAME --max-kl TAU for the model in the loop")
+        return None
+    if args.table is not None or args.quality is not None:
+        flag = "--table" if args.table is not None else "--quality"
+        raise DnnjpegError(f"{flag} cannot be used with --model: the ladder replaces the table (--ladder SPEC, "
+                           "default standard)")
+    for dest, flag, instead in _ENCODING_OPTIONS:
+        if getattr(args, dest) not in (None, False):
+            raise DnnjpegError(f"{flag} cannot be used with --model: the ladder decides how images are encoded; "
+                               f"{instead}")
+    if args.max_kl is None:
+        raise DnnjpegError("--model needs --max-kl TAU (the largest KL divergence allowed, in nats, e.g. 0.05)")
+    from ..ratecontrol import Criterion, RateControl
+
+    try:
+        return RateControl(
+            models=tuple(args.model),
+            criterion=Criterion(args.max_kl, keep_top1=args.keep_top1, top_k=args.top_k),
+            ladder=args.ladder or "standard",
+            min_quality=args.min_quality,
+            device=args.device,
+        )
+    except ValueError as exc:
+        text = str(exc)
+        for name, flag in _FLAG_OF.items():
+            if text.startswith(name):
+                text = flag + text[len(name) :]
+                break
+        raise DnnjpegError(text) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..batch import recompress
+    from ..batch.choices import plot_path
     from .compress import writer_note
 
-    note = writer_note(args.table, args.quality, args.trellis)
+    rate_control = rate_control_from_args(args)
+    note = None if rate_control is not None else writer_note(args.table, args.quality, args.trellis)
     if note:
         print(note, file=sys.stderr)
     try:
         summary = recompress(
             args.src,
             args.dst,
-            args.table,
+            "standard" if args.table is None else args.table,
             args.quality,
             args.workers,
             report=args.report,
@@ -120,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
             fsync=args.fsync,
             batch_size=args.batch_size,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
+            rate_control=rate_control,
         )
     except KeyboardInterrupt:
         print("dnnjpeg recompress: interrupted; rerun the same command to resume", file=sys.stderr)
@@ -127,4 +239,6 @@ def run(args: argparse.Namespace) -> int:
     print(summary.format())
     if args.report is not None:
         print(f"report: {args.report}")
+        if rate_control is not None:
+            print(f"plot: {plot_path(args.report)}")
     return summary.exit_code
