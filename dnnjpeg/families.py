@@ -82,7 +82,7 @@ class Family:
         return self.members[int(quality)]
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, source: str) -> Family:
+    def from_dict(cls, d: Mapping[str, Any], *, source: str, allow_16bit: bool = False) -> Family:
         if d.get("format") != FAMILY_FORMAT:
             raise QTableError(f"{source}: 'format' is {d.get('format')!r}, expected {FAMILY_FORMAT!r}")
         for key in ("name", "description", "members", "default_quality"):
@@ -93,7 +93,7 @@ class Family:
             if "quality" not in m:
                 raise QTableError(f"{source}: members[{i}] has no 'quality'")
             m = {"name": d["name"], **m}
-            members[int(m["quality"])] = QTable.from_dict(m, source=f"{source} members[{i}]")
+            members[int(m["quality"])] = QTable.from_dict(m, source=f"{source} members[{i}]", allow_16bit=allow_16bit)
         if int(d["default_quality"]) not in members:
             raise QTableError(f"{source}: default_quality {d['default_quality']} is not a member")
         return cls(
@@ -210,7 +210,7 @@ def tables() -> dict[str, str]:
     return out
 
 
-def load(name: str | os.PathLike[str], quality: int | None = None) -> QTable:
+def load(name: str | os.PathLike[str], quality: int | None = None, *, allow_16bit: bool = False) -> QTable:
     """A shipped table by name (family member for ``quality``), or a table JSON file.
 
     The result plugs straight into Pillow: ``img.save(f, qtables=load("resnet50"))``.
@@ -220,6 +220,8 @@ def load(name: str | os.PathLike[str], quality: int | None = None) -> QTable:
         name: a family name from :func:`tables`, or a path to a table/family JSON file.
         quality: which family member (a standard JPEG quality the member is size-matched
             to); ``None`` for the family default.
+        allow_16bit: accept a table file with steps above 255 (16-bit JPEG, which many decoders
+            reject) even when the file does not say ``"allow_16bit": true``.
 
     Example:
         >>> load("resnet50").luma[:4]
@@ -228,7 +230,7 @@ def load(name: str | os.PathLike[str], quality: int | None = None) -> QTable:
         (16, 11, 10, 16)
     """
     if isinstance(name, (str, os.PathLike)) and _looks_like_path(name):
-        return _load_path(Path(name), quality)
+        return _load_path(Path(name), quality, allow_16bit)
     if not isinstance(name, str):
         raise QTableError(f"table name must be a string or path, got {type(name).__name__}")
     return load_family(name).get(quality)
@@ -298,8 +300,9 @@ def read_family_file(family: str | os.PathLike[str]) -> tuple[dict[str, Any], st
     return data, str(path)
 
 
-def find_family(table: str | os.PathLike[str]) -> Family | None:
+def find_family(table: str | os.PathLike[str], *, allow_16bit: bool = False) -> Family | None:
     """The family a table name or JSON path stands for; ``None`` for a single-table file.
+    ``allow_16bit`` as for :func:`load`.
 
     Raises:
         QTableError: an unknown name, or a file that cannot be read (naming it).
@@ -312,25 +315,28 @@ def find_family(table: str | os.PathLike[str]) -> Family | None:
         return load_family(table)
     data = _read_json(Path(os.fspath(table)))
     if isinstance(data, dict) and data.get("format") == FAMILY_FORMAT:
-        return Family.from_dict(data, source=os.fspath(table))
+        return Family.from_dict(data, source=os.fspath(table), allow_16bit=allow_16bit)
     return None
 
 
-def _load_path(path: Path, quality: int | None) -> QTable:
+def _load_path(path: Path, quality: int | None, allow_16bit: bool = False) -> QTable:
     data = _read_json(path)
     if isinstance(data, dict) and data.get("format") == FAMILY_FORMAT:
-        return Family.from_dict(data, source=str(path)).get(quality)
+        return Family.from_dict(data, source=str(path), allow_16bit=allow_16bit).get(quality)
     if quality is not None:
         raise QTableError(f"{path}: a single-table file has no quality members (got quality={quality})")
-    return QTable.from_dict(data, source=str(path))
+    return QTable.from_dict(data, source=str(path), allow_16bit=allow_16bit)
 
 
-def resolve_table(table: str | os.PathLike[str] | QTable, quality: int | None = None) -> QTable:
-    """Accept a QTable, a family name or a JSON path; ``quality`` only applies to families."""
+def resolve_table(
+    table: str | os.PathLike[str] | QTable, quality: int | None = None, *, allow_16bit: bool = False
+) -> QTable:
+    """Accept a QTable, a family name or a JSON path; ``quality`` only applies to families;
+    ``allow_16bit`` as for :func:`load`."""
     if isinstance(table, QTable):
         if quality is not None:
             raise QTableError("quality selects a family member; it cannot be combined with a QTable object")
         return table
     if isinstance(table, (str, os.PathLike)):
-        return load(table, quality)
+        return load(table, quality, allow_16bit=allow_16bit)
     raise QTableError(f"table must be a name, a JSON path or a QTable, got {type(table).__name__}")

@@ -327,7 +327,9 @@ def tune_family(
                         "provenance": prov, "metrics": metrics})
     family = {
         "format": "dnnjpeg-family", "version": 1, "name": name,
-        "description": f"{evaluator.model_name} tables size-matched to standard JPEG q{', q'.join(map(str, qs))} "
+        # `dnnjpeg tables` prints the name before the description: name the model only when it differs
+        "description": ("tables" if evaluator.model_name == name else f"tables for {evaluator.model_name}")
+                       + f" size-matched to standard JPEG q{', q'.join(map(str, qs))} "
                        f"({chosen} search, {signal} objective, chosen by {k}-fold class-disjoint cross-validation"
                        + (f"; tuned to be written by the {writer} encoder)" if writer else ")"),
         "default_quality": 50 if 50 in qs else qs[len(qs) // 2],

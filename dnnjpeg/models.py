@@ -24,7 +24,10 @@ Names understood by :func:`get`:
 
 Pretrained weights for ``torchvision:``/``timm:`` download on a user's machine.  Turn them
 off with ``get(name, pretrained=False)`` or ``DNNJPEG_PRETRAINED=0`` (then weights are
-random: useful only to test code paths).  The Lite models always load their shipped weights.
+random: useful only to test code paths).  Offline, load them from a file instead:
+``get(name, weights=PATH)`` (``--weights PATH`` on the command line) takes a state dict or a
+checkpoint saved with ``torch.save`` (see :func:`load_weights`).  The Lite models always load
+their shipped weights.
 
 Any module: ``get(module, preprocess=fn)`` or :meth:`Classifier.from_module`.
 
@@ -50,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DnnjpegError
+from .errors import DnnjpegError, Fix
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -65,6 +68,7 @@ __all__ = [
     "Transform",
     "available",
     "get",
+    "load_weights",
     "make_normalize",
     "make_transform",
     "map_state_dict_by_position",
@@ -80,6 +84,10 @@ _REGISTRY: dict[str, Callable[..., Classifier]] = {}
 
 class ModelError(DnnjpegError):
     """A model cannot be built or its weights do not fit."""
+
+
+#: The fix of weights that cannot be downloaded: the ``weights`` option (``--weights PATH``).
+WEIGHTS_FILE = Fix("weights", "weights=PATH", "(a state dict or checkpoint saved with torch.save)")
 
 
 @dataclass(eq=False)
@@ -303,6 +311,7 @@ def get(
     device: Any = None,
     *,
     pretrained: bool | None = None,
+    weights: str | os.PathLike[str] | None = None,
     preprocess: Callable[[Any], torch.Tensor] | None = None,
     **kwargs: Any,
 ) -> Classifier:
@@ -314,12 +323,23 @@ def get(
         device: ``None`` = CUDA when available, else CPU.
         pretrained: load pretrained weights for ``torchvision:``/``timm:`` models; ``None`` reads
             ``DNNJPEG_PRETRAINED`` (default on).  Ignored by the Lite models (always shipped weights).
+        weights: for ``torchvision:``/``timm:`` models: a file saved with ``torch.save`` holding the
+            weights (a state dict, or a checkpoint dict with one under ``"state_dict"`` or ``"model"``),
+            loaded into the architecture built without downloading anything (``pretrained`` is
+            then ignored).  See :func:`load_weights`.
         preprocess: with a module: its preprocessing callable (see :meth:`Classifier.from_module`).
         **kwargs: with a module: passed to :meth:`Classifier.from_module`.
 
     Raises:
-        ModelError: unknown name, missing weight package, or weights that do not fit.
+        ModelError: unknown name, missing weight package, weights that cannot be downloaded, or
+            weights that do not fit.
     """
+    if weights is not None and not isinstance(model, str):
+        raise ModelError(f"a weights file applies to torchvision:NAME and timm:NAME models only; "
+                         f"load the weights into {_model_label(model)} yourself")
+    if weights is not None and model in _REGISTRY:
+        raise ModelError(f"a weights file applies to torchvision:NAME and timm:NAME models only; "
+                         f"{model} loads its own weights")
     if isinstance(model, Classifier):
         return model.to(device) if device is not None else model
     if not isinstance(model, str):
@@ -331,9 +351,9 @@ def get(
     if name in _REGISTRY:
         return _REGISTRY[name](device=device, pretrained=pre)
     if name.startswith("torchvision:"):
-        return _torchvision_model(name.split(":", 1)[1], device, pre)
+        return _torchvision_model(name.split(":", 1)[1], device, pre, weights)
     if name.startswith("timm:"):
-        return _timm_model(name.split(":", 1)[1], device, pre)
+        return _timm_model(name.split(":", 1)[1], device, pre, weights)
     raise ModelError(f"unknown model {name!r}; known: {', '.join(available())}, or torchvision:NAME, timm:NAME")
 
 
@@ -567,7 +587,98 @@ for _n in (0, 1, 2):
 
 
 # -- torchvision / timm -------------------------------------------------------------------
-def _torchvision_model(arch: str, device: Any, pretrained: bool) -> Classifier:
+def _model_label(model: Any) -> str:
+    return getattr(model, "name", None) if isinstance(model, Classifier) else f"a {type(model).__name__}"
+
+
+def load_weights(module: Any, path: str | os.PathLike[str], what: str = "the model") -> None:
+    """Load the weights in ``path`` (saved with ``torch.save``) into ``module``, checking every tensor.
+
+    ``path`` holds a state dict, or a checkpoint dict with the state dict under ``"state_dict"`` or
+    ``"model"`` (what training scripts save); keys may carry the ``module.`` prefix of
+    ``DataParallel``/``DistributedDataParallel`` or the ``_orig_mod.`` prefix of ``torch.compile``.
+    The file is read with ``torch.load(weights_only=True)``: tensors and plain containers only.
+
+    Example:
+        >>> import os, tempfile, torch
+        >>> net = torch.nn.Linear(2, 1)
+        >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
+        >>> torch.save({"epoch": 3, "state_dict": {"module." + k: v for k, v in net.state_dict().items()}}, path)
+        >>> other = torch.nn.Linear(2, 1)
+        >>> load_weights(other, path)
+        >>> bool(torch.equal(other.weight, net.weight))
+        True
+
+    Raises:
+        ModelError: naming the file: missing, unreadable, not a state dict, or tensors that do not
+            fit ``module`` (missing, unexpected, other shapes).
+    """
+    import torch
+
+    file = os.fspath(path)
+    if not os.path.isfile(file):
+        raise ModelError(f"{file}: no such weights file")
+    try:
+        obj = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is this file's problem
+        raise ModelError(
+            f"{file}: cannot read weights with torch.load(weights_only=True): {str(exc).splitlines()[0]}; "
+            "save the state dict alone: torch.save(model.state_dict(), PATH)"
+        ) from None
+    state = _state_dict_in(obj, file)
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    other = [(k, tuple(state[k].shape), tuple(expected[k].shape))
+             for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or other:
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} of its {len(expected)} tensors are missing (first: {missing[0]!r})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} tensors of the file are not in it (first: {unexpected[0]!r})")
+        if other:
+            k, got, want = other[0]
+            problems.append(f"{len(other)} have another shape (first: {k!r} is {got} in the file, {want} in the model)")
+        raise ModelError(f"{file}: the weights do not fit {what}: {'; '.join(problems)}")
+    module.load_state_dict(state, strict=False)  # everything checked above; old files lack num_batches_tracked
+
+
+def _state_dict_in(obj: Any, file: str) -> dict[str, Any]:
+    """The state dict in what ``torch.load`` returned (a checkpoint's ``state_dict``/``model``), prefixes removed."""
+    import torch
+
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelError(
+            f"{file}: not a state dict (a dict of tensors) nor a checkpoint holding one under 'state_dict' or 'model'"
+        )
+    state = {str(k): v for k, v in obj.items()}
+    for prefix in ("module.", "_orig_mod."):
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def _download_error(name: str, exc: BaseException, where: str) -> ModelError:
+    """Weights that could not be downloaded: why, where the library looks for them, and the way out."""
+    reason = getattr(exc, "reason", None) or exc
+    return ModelError(f"the weights for {name} could not be downloaded ({reason}); {where}", fix=WEIGHTS_FILE)
+
+
+def _torch_hub_file(url: str) -> str:
+    import urllib.parse
+
+    import torch
+
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urllib.parse.urlparse(url).path))
+
+
+def _torchvision_model(arch: str, device: Any, pretrained: bool, weights_file: Any = None) -> Classifier:
     import torchvision
 
     try:
@@ -575,7 +686,17 @@ def _torchvision_model(arch: str, device: Any, pretrained: bool) -> Classifier:
     except (ValueError, KeyError):
         raise ModelError(f"torchvision has no model {arch!r}") from None
     weights = weights_enum.DEFAULT
-    module = torchvision.models.get_model(arch, weights=weights if pretrained else None)
+    pretrained = pretrained and weights_file is None
+    try:
+        module = torchvision.models.get_model(arch, weights=weights if pretrained else None)
+    except OSError as exc:  # urllib's URLError when offline
+        raise _download_error(
+            f"torchvision:{arch}", exc,
+            f"torchvision looks for them at {_torch_hub_file(weights.url)} (a copy of {weights.url}; "
+            "TORCH_HOME moves the folder)",
+        ) from None
+    if weights_file is not None:
+        load_weights(module, weights_file, f"torchvision:{arch}")
     t = weights.transforms()
     crop = int(t.crop_size[0])
     resize = int(t.resize_size[0])
@@ -594,20 +715,45 @@ def _torchvision_model(arch: str, device: Any, pretrained: bool) -> Classifier:
         crop / resize,
         interp,
         device,
-        {"weights": str(weights) if pretrained else None, "pretrained": pretrained},
+        {"weights": str(weights) if pretrained else _weights_label(weights_file), "pretrained": pretrained},
         fp,
         resize,
     )
 
 
-def _timm_model(arch: str, device: Any, pretrained: bool) -> Classifier:
+def _weights_label(weights_file: Any) -> str | None:
+    return None if weights_file is None else os.path.abspath(os.fspath(weights_file))
+
+
+def _timm_where(arch: str) -> str:
+    """Where timm looks for ``arch``'s pretrained weights."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(arch)
+    if cfg is not None and cfg.hf_hub_id:
+        from huggingface_hub import constants
+
+        folder = os.path.join(constants.HF_HUB_CACHE, "models--" + cfg.hf_hub_id.replace("/", "--"))
+        return (f"timm looks for them in the Hugging Face cache, {folder} (repository {cfg.hf_hub_id}; "
+                "HF_HOME moves the cache; HF_HUB_OFFLINE=1 skips the download attempts)")
+    if cfg is not None and cfg.url:
+        return f"timm looks for them at {_torch_hub_file(cfg.url)} (a copy of {cfg.url}; TORCH_HOME moves the folder)"
+    return "timm found no download location for them"
+
+
+def _timm_model(arch: str, device: Any, pretrained: bool, weights_file: Any = None) -> Classifier:
     import timm
     import timm.data
 
+    pretrained = pretrained and weights_file is None
     try:
         module = timm.create_model(arch, pretrained=pretrained)
     except RuntimeError as exc:
         raise ModelError(f"timm:{arch}: {exc}") from None
+    except OSError as exc:  # huggingface_hub's LocalEntryNotFoundError, urllib's URLError when offline
+        raise _download_error(f"timm:{arch}", exc, _timm_where(arch)) from None
+    if weights_file is not None:
+        load_weights(module, weights_file, f"timm:{arch}")
     cfg = timm.data.resolve_data_config({}, model=module)
     size = int(cfg["input_size"][-1])
     tag = f"timm:{arch}|{getattr(module, 'pretrained_cfg', {}).get('tag')}"
@@ -621,7 +767,7 @@ def _timm_model(arch: str, device: Any, pretrained: bool) -> Classifier:
         float(cfg["crop_pct"]),
         cfg["interpolation"],
         device,
-        {"pretrained": pretrained},
+        {"pretrained": pretrained, **({"weights": _weights_label(weights_file)} if weights_file is not None else {})},
         fp,
     )
 

@@ -4,9 +4,10 @@ After ``dnnjpeg.register()``::
 
     img.save("x.jpg", "DNNJPEG", table="resnet50", quality=50)
 
-writes a standard baseline JPEG with the table's luma/chroma steps, unscaled.  With
-``trellis=True`` mozjpeg chooses the coefficients (trellis quantization: fewer bytes for
-the same table, see docs/tuned-families.md) and the file is still baseline.
+writes a standard JPEG with the table's luma/chroma steps, unscaled: baseline unless
+``progressive=True``.  With ``trellis=True`` mozjpeg chooses the coefficients (trellis
+quantization: fewer bytes for the same table, see docs/tuned-families.md); the file is
+still baseline unless ``progressive=True``.
 
 Options (the one place they are documented):
 
@@ -51,10 +52,11 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
+from .advice import Fix
 from .families import resolve_table
 from .qtable import SUBSAMPLINGS, QTable, QTableError
 
-__all__ = ["FORMAT", "SAVE_OPTIONS", "encode", "register", "save", "to_jpeg_mode"]
+__all__ = ["FORMAT", "SAVE_OPTIONS", "encode", "register", "save", "to_jpeg_mode", "writable_table"]
 
 FORMAT = "DNNJPEG"
 
@@ -151,11 +153,12 @@ def _source_metadata(im: Image.Image) -> dict[str, Any]:
 def jpeg_save_kwargs(im: Image.Image, **options: Any) -> dict[str, Any]:
     """Translate DNNJPEG options to Pillow ``"JPEG"`` save keywords (never ``quality``; ``trellis`` is not Pillow's)."""
     _check_options(options)
-    table = options.get("table", "standard")
-    quality = options.get("quality")
-    qt = resolve_table(table, quality)
-    if not qt.is_baseline and not options.get("allow_16bit", False):
-        raise QTableError("table has steps above 255 (16-bit, non-baseline JPEG); pass allow_16bit=True to write it")
+    qt = writable_table(
+        options.get("table", "standard"),
+        options.get("quality"),
+        allow_16bit=bool(options.get("allow_16bit", False)),
+        trellis=bool(options.get("trellis", False)),
+    )
     subsampling = options.get("subsampling") or qt.subsampling
     if subsampling not in SUBSAMPLINGS:
         raise ValueError(f"subsampling {subsampling!r} is not one of {', '.join(SUBSAMPLINGS)}")
@@ -185,8 +188,41 @@ def jpeg_save_kwargs(im: Image.Image, **options: Any) -> dict[str, Any]:
     return kwargs
 
 
+def writable_table(
+    table: Any, quality: int | None = None, *, allow_16bit: bool = False, trellis: bool = False
+) -> QTable:
+    """The QTable :func:`save` writes for ``table`` and ``quality`` with these options.
+
+    Raises:
+        QTableError: naming ``table``: unknown, unreadable or invalid, or steps above 255
+            without ``allow_16bit`` (or with ``trellis``, which writes baseline tables only).
+
+    Example:
+        >>> writable_table("standard", 50).luma[:2]
+        (16, 11)
+    """
+    qt = resolve_table(table, quality, allow_16bit=allow_16bit)
+    if qt.is_baseline:
+        return qt
+    what = f"table{_label(table, qt)} has steps above 255 (16-bit, non-baseline JPEG)"
+    if trellis:
+        raise QTableError(f"{what}; trellis quantization writes baseline tables only")
+    if not allow_16bit:
+        raise QTableError(what, fix=Fix("allow_16bit", "allow_16bit=True", "to write it (many decoders reject it)"))
+    return qt
+
+
+def _label(table: Any, qt: QTable) -> str:
+    """How an error names ``table`` (after a space): the name or path given, else the QTable's own name."""
+    if isinstance(table, (str, os.PathLike)):
+        return f" {os.fspath(table)!r}"
+    name = qt.meta.get("name")
+    return f" {name!r}" if name else ""
+
+
 def save(im: Image.Image, fp: str | os.PathLike[str] | IO[bytes], table: Any = "standard", **options: Any) -> None:
-    """Save ``im`` as a baseline JPEG with a dnnjpeg table (the functional form of ``"DNNJPEG"``).
+    """Save ``im`` as a JPEG (baseline unless ``progressive=True``) with a dnnjpeg table (the functional
+    form of ``"DNNJPEG"``).
 
     Args:
         im: any Pillow image; converted by :func:`to_jpeg_mode` when needed.
@@ -229,9 +265,7 @@ def _trellis_encode(im: Image.Image, **options: Any) -> bytes:
     kwargs = jpeg_save_kwargs(im, **options)
     out = to_jpeg_mode(im)
     check_trellis_mode(out.mode)
-    luma, chroma = kwargs.pop("qtables")
-    if max(*luma, *chroma) > 255:
-        raise QTableError("trellis=True writes baseline tables only (steps up to 255)")
+    luma, chroma = kwargs.pop("qtables")  # baseline: writable_table refuses 16-bit tables with trellis
     qt = QTable(luma, chroma, kwargs.pop("subsampling"))
     progressive = kwargs.pop("progressive")
     del kwargs["optimize"]  # mozjpeg always optimizes its Huffman tables

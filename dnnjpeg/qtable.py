@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from .advice import Fix, Fixable
 from .standard import STD_CHROMA, STD_LUMA, quality_scale_factor, scale_table
 from .zigzag import from_zigzag, to_zigzag
 
 __all__ = [
+    "ALLOW_16BIT",
     "SUBSAMPLINGS",
     "TABLE_FORMAT",
     "QTable",
@@ -43,8 +45,15 @@ TABLE_FORMAT = "dnnjpeg-qtable"
 _TABLE_FORMAT_VERSION = 1
 
 
-class QTableError(ValueError):
-    """A table value, shape or file is not a valid JPEG quantization table."""
+class QTableError(Fixable, ValueError):
+    """A table value, shape or file is not a valid JPEG quantization table.
+
+    ``fix`` names the option that fixes it, if one does (see :mod:`dnnjpeg.advice`).
+    """
+
+
+#: The fix of a table with steps above 255: the ``allow_16bit`` option (``--allow-16bit``).
+ALLOW_16BIT = Fix("allow_16bit", "allow_16bit=True", "for 16-bit tables (many decoders reject them)")
 
 
 class SixteenBitTableWarning(UserWarning):
@@ -78,10 +87,7 @@ def _validate_values(values: Any, what: str, allow_16bit: bool) -> tuple[int, ..
         if iv > upper:
             if allow_16bit:
                 raise QTableError(f"{where} = {iv} exceeds 32767, the largest 16-bit JPEG step")
-            raise QTableError(
-                f"{where} = {iv} exceeds 255, the largest baseline JPEG step; "
-                "pass allow_16bit=True for 16-bit tables (many decoders reject them)"
-            )
+            raise QTableError(f"{where} = {iv} exceeds 255, the largest baseline JPEG step", fix=ALLOW_16BIT)
         out.append(iv)
     return tuple(out)
 
@@ -275,8 +281,9 @@ class QTable(tuple):
         return copy.deepcopy(d)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, source: str = "table") -> QTable:
-        """Parse the JSON-schema dict; errors name ``source``."""
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "table", allow_16bit: bool = False) -> QTable:
+        """Parse the JSON-schema dict; errors name ``source``.  Steps above 255 need the dict's
+        ``allow_16bit`` key or ``allow_16bit=True``."""
         if not isinstance(d, Mapping):
             raise QTableError(f"{source}: expected a JSON object, got {type(d).__name__}")
         fmt = d.get("format", TABLE_FORMAT)
@@ -297,10 +304,10 @@ class QTable(tuple):
                 d.get("chroma"),
                 subsampling=d.get("subsampling", "4:2:0"),
                 meta=meta,
-                allow_16bit=bool(d.get("allow_16bit", False)),
+                allow_16bit=allow_16bit or bool(d.get("allow_16bit", False)),
             )
         except QTableError as exc:
-            raise QTableError(f"{source}: {exc}") from None
+            raise exc.prefixed(source) from None
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int = 2) -> str:
         """Serialize to JSON text; also write it to ``path`` when given."""
@@ -310,8 +317,9 @@ class QTable(tuple):
         return text
 
     @classmethod
-    def from_json(cls, source: str | os.PathLike[str]) -> QTable:
-        """Read a table from a JSON file path (or JSON text starting with ``{``)."""
+    def from_json(cls, source: str | os.PathLike[str], *, allow_16bit: bool = False) -> QTable:
+        """Read a table from a JSON file path (or JSON text starting with ``{``); ``allow_16bit`` as for
+        :meth:`from_dict`."""
         if isinstance(source, str) and source.lstrip().startswith("{"):
             text, name = source, "JSON text"
         else:
@@ -325,7 +333,7 @@ class QTable(tuple):
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise QTableError(f"{name}: not valid JSON: {exc}") from None
-        return cls.from_dict(data, source=name)
+        return cls.from_dict(data, source=name, allow_16bit=allow_16bit)
 
     # -- dunder --------------------------------------------------------------------
     def __reduce__(self) -> tuple[Any, ...]:

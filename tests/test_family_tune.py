@@ -60,6 +60,8 @@ def test_family_file_loads_and_members_are_size_matched(family_run, dev_data):
     data = json.loads(out.read_text())
     fam = Family.from_dict(data, source=str(out))
     assert fam.qualities == [40, 75] and fam.default_quality in fam.qualities
+    # `dnnjpeg tables` prints the name first: the description names the model only as it differs from the name
+    assert fam.description.startswith("tables for efficientnet_lite0 size-matched to standard JPEG q40, q75 (")
     prov = data["provenance"]
     for key in ("command", "method", "budget", "seed", "data_hash", "model", "created", "version", "k"):
         assert prov[key] is not None, key

@@ -41,10 +41,10 @@ def _tau(table, model) -> float:
     return float(np.median(table.kl[model]))
 
 
-def _verified(choice, held_row: np.ndarray) -> bool:
+def _verified(choice, held_row: np.ndarray, ladder: str = LADDER) -> bool:
     """Held: the chosen rung held and the rung below it (if any) failed, both evaluated.  Not held: the
     top rung was evaluated and failed."""
-    labels = get_ladder(LADDER).labels
+    labels = get_ladder(ladder).labels
     j = choice.index
     if not choice.held:
         return choice.rung == labels[-1] and labels[-1] in choice.tried and not held_row[-1]
@@ -128,3 +128,95 @@ def test_encode_for_model_and_record(images, tiny, table):
     import json
 
     json.dumps(rec)
+
+
+# -- the search itself, replayed on tables (no model) ------------------------------------------
+def _monotone_table(n: int, r: int, seed: int):
+    from dnnjpeg.ratecontrol import RungTable
+
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(-6, 3, (n, 1))                       # log KL at the bottom rung
+    slope = rng.uniform(0.1, 1.2, (n, 1))
+    steps = np.cumsum(rng.uniform(0.2, 1.8, (n, r)), axis=1)  # irregular but decreasing log KL
+    kl = np.exp(start - slope * steps)
+    nbytes = np.cumsum(rng.integers(100, 900, (n, r)), axis=1)
+    zeros = np.zeros((n, r), dtype=np.int64)
+    return RungTable(tuple(f"q{q}" for q in range(r)), nbytes, {"m": kl}, {"m": zeros}, {"m": np.zeros(n, int)})
+
+
+@pytest.mark.parametrize("strategy", ["bisect", "gallop", "predict"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_search_equals_exhaustive_when_kl_falls_with_quality(strategy, seed):
+    from dnnjpeg.ratecontrol._simulate import answers, simulate
+
+    table = _monotone_table(300, 18, seed)
+    for tau in (0.001, 0.05, 0.3):
+        crit = Criterion(tau)
+        states = simulate(table, crit, strategy=strategy, window=16)
+        assert np.array_equal(answers(states), table.smallest_holding(crit))
+        assert max(len(s.tried) for s in states) <= 18
+
+
+def test_predict_needs_fewer_evaluations_than_bisection_on_smooth_tables():
+    from dnnjpeg.ratecontrol._simulate import simulate
+
+    table = _monotone_table(400, 18, 2)
+    mean = {s: np.mean([len(st.tried) for st in simulate(table, Criterion(0.05), strategy=s)])
+            for s in ("bisect", "predict")}
+    assert mean["predict"] < mean["bisect"]
+
+
+def test_search_skips_rungs_not_smaller_than_the_source():
+    from dnnjpeg.ratecontrol._simulate import answers, simulate
+
+    table = _monotone_table(50, 18, 3)
+    src = table.nbytes[:, 9] + 1                 # rungs 10.. are not smaller than the source
+    states = simulate(table, Criterion(0.05), sources_nbytes=src.tolist())
+    assert all(max(s.tried, default=0) <= 9 for s in states)   # no model pass on a rung >= the source
+    held = table.held(Criterion(0.05))[:, :10]
+    want = np.where(held.any(axis=1), held.argmax(axis=1), -1)
+    assert np.array_equal(answers(states), want)
+
+
+# -- EfficientNet-Lite0 on real photos ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def lite0():
+    from dnnjpeg.ratecontrol import load_classifiers
+
+    return load_classifiers(RateControl(device="cpu"))[0]
+
+
+@pytest.fixture(scope="module")
+def dev_photos(dev_data):
+    from dnnjpeg.data import load_dataset
+
+    files = load_dataset(dev_data).files[::125][:4]
+    return [Image.open(f).convert("RGB") for f in files], [f.read_bytes() for f in files]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_lite0_search_on_dev_photos_matches_exhaustive(lite0, dev_photos):
+    images, _ = dev_photos
+    crit = Criterion(0.05)
+    ladder = "standard:10-90:20"
+    rc = RateControl(criterion=crit, ladder=ladder, device="cpu", batch_size=1)
+    choices = choose(images, rc, classifiers=[lite0])
+    held = evaluate_rungs(images, ladder, [lite0], batch_size=1).held(crit)
+    assert all(_verified(c, row, ladder) for c, row in zip(choices, held))
+    monotone = [k for k, row in enumerate(held) if _monotone(row)]
+    lowest = np.where(held.any(axis=1), held.argmax(axis=1), -1)
+    assert [choices[k].index if choices[k].held else -1 for k in monotone] == [int(lowest[k]) for k in monotone]
+    assert all(c.evaluations == 1 + len(c.tried) for c in choices)
+    assert np.mean([c.evaluations for c in choices]) < 1 + len(get_ladder(ladder))
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_lite0_encode_for_model_with_the_source_jpeg(lite0, dev_photos):
+    images, sources = dev_photos
+    c = encode_for_model(images[0], lite0, max_kl=0.05, source=sources[0], device="cpu")
+    assert c.nbytes <= len(sources[0]) and c.nbytes == len(c.data)
+    decoded = Image.open(io.BytesIO(c.data))
+    assert decoded.size == images[0].size and "progressive" not in decoded.info
+    assert c.kept_original or (c.held and c.kl[lite0.name] <= 0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -63,8 +64,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _check_complete(src: Path, dst: Path, rels: list[str]) -> None:
-    table = dnnjpeg.load("resnet50")
+def _check_complete(src: Path, dst: Path, rels: list[str], table_name: str = "resnet50") -> None:
+    table = dnnjpeg.load(table_name)
     for rel in rels:
         im = Image.open(dst / rel)
         assert im.quantization[0] == list(table.luma), rel
@@ -216,3 +217,149 @@ def test_many_crashing_workers_never_stop_the_run(tmp_path: Path) -> None:
         assert f"{len(rels)} recompressed" in run.stdout and f"{len(crashers)} failed" in run.stdout, run.stdout
         for rel in crashers:
             assert f"{rel}: worker process crashed" in run.stdout
+
+
+def _descendants(pid: int) -> list[int]:
+    kids = _children(pid)
+    return kids + [d for k in kids for d in _descendants(k)]
+
+
+def _wait_until_gone(pids: list[int], seconds: float = 10.0) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``seconds`` for them to exit."""
+    deadline = time.monotonic() + seconds
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return [p for p in pids if _alive(p)]
+
+
+def _kill_when_started(cmd: list[str], dst: Path) -> tuple[list[int], int]:
+    """Start ``cmd``, wait until its manifest records a file, ``kill -9`` it (the parent only,
+    like the OOM killer); return its descendants seen just before and the file lines then."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not _file_lines(dst / MANIFEST) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        family = _descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return family, len(_file_lines(dst / MANIFEST))
+
+
+KILL_LOOPS = 10
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_then_an_immediate_rerun_resumes_every_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue #28: the workers of a killed run kept the manifest's lock for a while, and an
+    # immediate rerun failed about one time in two with "another dnnjpeg recompress run is
+    # writing this manifest".  The rerun runs in this process, already started: it asks for
+    # the lock a few milliseconds after the kill, sooner than a new interpreter could.
+    from dnnjpeg.cli import main
+
+    src = tmp_path / "src"
+    rels = make_jpeg_tree(src, 200, size=(160, 120), classes=5)
+    mid_run = 0
+    for i in range(KILL_LOOPS):
+        dst = tmp_path / f"dst{i}"
+        args = ["recompress", str(src), str(dst), "--table", "standard", "--workers", "2", "--no-progress"]
+        family, recorded = _kill_when_started([sys.executable, "-m", "dnnjpeg", *args], dst)
+        code = main(args)  # at once
+        out, err = capsys.readouterr()
+        assert code == 0, f"rerun {i}: {err}"
+        assert f"({recorded} handled by an earlier run)" in out, out
+        assert family, "no pool workers seen"
+        assert not _wait_until_gone(family), "pool workers outlived their run"
+        mid_run += recorded < len(rels)
+        _check_complete(src, dst, rels, "standard")
+    assert mid_run, "every run finished before it could be killed"
+
+
+FORKSERVER_RUN = """
+import sys, threading
+threading.Thread(target=threading.Event().wait, daemon=True).start()  # threaded: the pool uses the forkserver
+from dnnjpeg.cli import main
+sys.exit(main(["recompress", *sys.argv[1:]]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_stops_forkserver_workers_too(tmp_path: Path) -> None:
+    # With the forkserver the workers' parent is the fork server, which outlives the run:
+    # they must watch the run itself (they used to wait for work forever).
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    rels = make_jpeg_tree(src, 120, size=(160, 120), classes=4)
+    cmd = [sys.executable, "-c", FORKSERVER_RUN, str(src), str(dst), "--table", "standard", "--workers", "2"]
+    family, recorded = _kill_when_started(cmd + ["--batch-size", "2"], dst)
+    rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"({recorded} handled by an earlier run)" in rerun.stdout, rerun.stdout
+    assert len(family) >= 3, family  # the fork server and its workers (and the resource tracker)
+    assert not _wait_until_gone(family), "processes of the killed run are still alive"
+    _check_complete(src, dst, rels, "standard")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_does_not_keep_the_manifest_lock(tmp_path: Path) -> None:
+    from dnnjpeg.batch.manifest import ManifestWriter
+
+    path = str(tmp_path / MANIFEST)
+    writer = ManifestWriter(path)
+    to_child_r, to_child_w = os.pipe()
+    to_parent_r, to_parent_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: like a pool worker, it must neither write the manifest nor hold its lock
+        code = 1
+        try:
+            os.close(to_child_w)
+            try:
+                writer.append({"type": "from the child"})
+            except OSError as exc:
+                code = 0 if exc.errno == errno.EBADF else 2
+            os.write(to_parent_w, b"r")  # running (its copy was closed as it started)
+            os.read(to_child_r, 1)  # until the parent is done
+        finally:
+            os._exit(code)
+    try:
+        os.close(to_child_r)
+        os.close(to_parent_w)
+        assert os.read(to_parent_r, 1) == b"r"
+        writer.close()
+        with ManifestWriter(path) as again:  # the child is alive: the lock must be free
+            again.append({"type": "run", "n": 2})
+    finally:
+        os.close(to_child_w)
+        os.close(to_parent_r)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert Path(path).read_text() == '{"type":"run","n":2}\n'
+
+
+INIT_WORKER = """
+import ctypes, os, sys
+from dnnjpeg.batch.worker import init_pool_worker
+init_pool_worker(int(sys.argv[1]) if sys.argv[1] != "parent" else os.getppid())
+sig = ctypes.c_int(-1)
+ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
+print("running, death signal", sig.value)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_pool_worker_dies_with_its_run() -> None:
+    def start(run: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", INIT_WORKER, run], env=_env(), capture_output=True, text=True, timeout=60
+        )
+
+    ok = start("parent")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"running, death signal {int(signal.SIGKILL)}"
+    gone = start("-1")  # its run is not its parent (nor its fork server's parent): the run died
+    assert gone.returncode == 3 and gone.stdout == "", (gone.returncode, gone.stdout, gone.stderr)

@@ -340,7 +340,8 @@ def test_dask_local_cluster_gives_the_same_choices(small_tree: Path, tmp_path: P
         (["--model", "efficientnet_lite0"], "--model needs --max-kl TAU"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--table", "resnet50"],
          "--table cannot be used with --model: the ladder replaces the table"),
-        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--quality", "50"], "--quality cannot be used with --model"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--quality", "50"],
+         "--quality cannot be used with --model"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--trellis"], "use --ladder trellis"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--progressive"], "use --ladder mozjpeg"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--optimize"], "--optimize cannot be used with --model"),
@@ -350,7 +351,10 @@ def test_dask_local_cluster_gives_the_same_choices(small_tree: Path, tmp_path: P
         (["--model", "efficientnet_lite0", "--max-kl", "-1"], "--max-kl must be a finite number >= 0"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--top-k", "0"], "--top-k must be None or an integer"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--ladder", "nosuch"], "--ladder: unknown ladder"),
-        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--min-quality", "99"], "99 leaves no rung of ladder 'standard'"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--device", "nodevice"],
+         "--device 'nodevice' is not a torch device"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--min-quality", "99"],
+         "99 leaves no rung of ladder 'standard'"),
     ],
 )  # fmt: skip
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
@@ -388,6 +392,32 @@ def test_api_errors(tmp_path: Path) -> None:
     with pytest.raises(DnnjpegError, match="rate_control must be a dnnjpeg.ratecontrol.RateControl"):
         dnnjpeg.recompress(src, tmp_path / "dst", rate_control={"max_kl": 0.05})
     assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "package"), [("standard:50", "PIL"), ("mozjpeg:50", "jpeglib"), ("trellis:50", "jpeglib"),
+                          ("jpegli:50", "pyjpegli")]
+)  # fmt: skip
+def test_metadata_goes_in_front_of_every_ladders_bytes(spec: str, package: str) -> None:
+    """What the worker does to a chosen rung: the source's metadata segments, the encoder's coded pixels."""
+    from dnnjpeg.batch.worker import Options, _decoded, with_metadata
+    from dnnjpeg.ratecontrol import get_ladder
+
+    pytest.importorskip(package)
+    data = _jpeg(_small(skimage_data.astronaut(), 64), quality=95, exif=_exif(), icc_profile=ICC, xmp=XMP,
+                 comment=b"a comment", dpi=(300, 300))  # fmt: skip
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        record: dict = {"format": "JPEG"}
+        dec = _decoded(im, data, None, Options(tables=((1,) * 64, (1,) * 64, "4:2:0")), record)
+    coded = get_ladder(spec)[0].encode(dec.image)
+    out = with_metadata(coded, dec.metadata)
+    with Image.open(io.BytesIO(out)) as got, Image.open(io.BytesIO(coded)) as bare:
+        assert got.getexif()[0x0112] == 6 and got.getexif()[0x010F] == "dnnjpeg-test-camera"
+        assert (got.info["icc_profile"], got.info["xmp"], got.info["comment"]) == (ICC, XMP, b"a comment")
+        assert got.info["dpi"] == (300, 300)
+        assert np.array_equal(np.asarray(got), np.asarray(bare))  # the same pixels, decoded the same way
+        assert np.abs(np.asarray(got.convert("RGB"), float) - np.asarray(dec.image, float)).mean() < 12
 
 
 def test_encode_for_model_is_exported() -> None:

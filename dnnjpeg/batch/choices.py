@@ -143,8 +143,10 @@ def check_options(
     progressive: bool,
     trellis: bool,
     report: Any,
+    local: bool = True,
 ) -> None:
-    """Refuse what cannot go with ``rate_control`` (in the API's words; the CLI checks first in its own)."""
+    """Refuse what cannot go with ``rate_control`` (in the API's words; the CLI checks first in its own).
+    ``local``: the models will run on this machine (not on a Dask cluster), so a CUDA device must be here."""
     from PIL import Image
 
     from ..ratecontrol import RateControl
@@ -175,6 +177,15 @@ def check_options(
             f"{', '.join(given)} cannot be combined with rate_control: its ladder decides how images are encoded "
             "(e.g. RateControl(ladder='trellis') for trellis quantization, ladder='mozjpeg' for progressive files)"
         )
+    if rc.device is not None:
+        import torch
+
+        try:
+            device = torch.device(rc.device)
+        except (RuntimeError, ValueError) as exc:
+            raise DnnjpegError(f"rate_control: device {rc.device!r} is not a torch device: {exc}") from None
+        if local and device.type == "cuda" and not torch.cuda.is_available():
+            raise DnnjpegError(f"rate_control: device {rc.device!r}, but torch sees no CUDA device on this machine")
     try:  # a missing encoder package (jpeglib, pyjpegli) is an error now, not once per file
         lad[0].encode(Image.new("RGB", (8, 8)))
     except ImportError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import multiprocessing
@@ -22,8 +23,7 @@ from PIL import Image
 
 from .. import __version__
 from ..errors import DnnjpegError
-from ..families import resolve_table
-from ..pillow_plugin import jpeg_save_kwargs
+from ..pillow_plugin import jpeg_save_kwargs, writable_table
 from ..qtable import QTable
 from . import choices as rcb
 from . import manifest as mf
@@ -39,14 +39,47 @@ from .plan import (
     parse_shard,
     walk,
 )
-from .worker import Options, _safe_makedirs, init_pool_worker, process_batch
+from .worker import (
+    NO_SPACE,
+    NO_SPACE_ERRNOS,
+    Options,
+    _safe_makedirs,
+    init_pool_worker,
+    process_batch,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..ratecontrol import RateControl
 
-__all__ = ["Summary", "default_workers", "recompress"]
+__all__ = ["DiskFull", "Summary", "default_workers", "recompress"]
 
-Emit = Callable[[list[dict[str, Any]]], None]
+#: Records finished work; returns False when the run must stop (the disk is full).
+Emit = Callable[[list[dict[str, Any]]], bool]
+
+
+class DiskFull(DnnjpegError):
+    """The run stopped because a file did not fit on the disk (``ENOSPC``) or in the quota (``EDQUOT``).
+
+    Every file finished before is in the manifest and no temporary file is left: once there
+    is space, the same call resumes.  ``path``: the file being written; ``finished`` and
+    ``files``: files of the plan done (by this run or earlier ones), and all of them
+    (``None`` when the plan was not made yet); ``summary``: the run's summary, if it had one.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        err: int,
+        finished: int | None = None,
+        files: int | None = None,
+        summary: Summary | None = None,
+    ) -> None:
+        self.path, self.errno, self.finished, self.files, self.summary = path, err, finished, files, summary
+        words = "disk quota exceeded" if err != errno.ENOSPC else "no space left on device"
+        done = "" if finished is None else f"; {finished} of {files} files finished"
+        super().__init__(
+            f"{display(path)}: {words} while writing it{done}; free space and rerun the same command to resume"
+        )
 
 
 def default_workers() -> int:
@@ -67,6 +100,7 @@ class Summary:
     ``warnings``: files this run finished with a warning (e.g. a CMYK image written without
     ``trellis``, an image above Pillow's pixel limit).
     ``bytes_before``/``bytes_after`` cover ok + kept + copied files; ``image_bytes_*`` only ok + kept.
+    ``rate_control``: with the model in the loop, what the models chose (``None`` otherwise).
     """
 
     src: str
@@ -130,9 +164,9 @@ class Summary:
                 if self.processed
                 else f"this run: nothing left to do ({self.seconds:.1f} s)"
             ),
-            f"images: {self.image_bytes_before / mb:.1f} MB -> {self.image_bytes_after / mb:.1f} MB"
+            f"images: {human_size(self.image_bytes_before)} -> {human_size(self.image_bytes_after)}"
             + (f" (ratio {self.ratio:.2f}x)" if self.image_bytes_after else ""),
-            f"all files: {self.bytes_before / mb:.1f} MB -> {self.bytes_after / mb:.1f} MB",
+            f"all files: {human_size(self.bytes_before)} -> {human_size(self.bytes_after)}",
         ]
         if self.rate_control is not None:
             lines.extend(self.rate_control.format_lines())
@@ -153,6 +187,23 @@ class Summary:
             if len(self.warnings) > max_failures:
                 lines.append(f"  ... and {len(self.warnings) - max_failures} more (see the report or the manifest)")
         return "\n".join(lines)
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes for people: ``"512 B"``, ``"23.4 kB"``, ``"1.5 MB"``, ``"2.0 GB"`` (powers of 1000).
+
+    Example:
+        >>> human_size(999), human_size(23_400), human_size(1_500_000), human_size(2 * 10**9)
+        ('999 B', '23.4 kB', '1.5 MB', '2.0 GB')
+    """
+    if n < 1000:
+        return f"{n} B"
+    value = n / 1000
+    for unit in ("kB", "MB"):
+        if value < 999.95:  # what rounds below 1000.0
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
 
 
 # -- backends ------------------------------------------------------------------------
@@ -192,7 +243,8 @@ def _crash_record(task: Task, reason: str) -> dict[str, Any]:
 
 def _run_serial(src: str, dst: str, tasks: Sequence[Task], opts: Options, emit: Emit, batch_size: int) -> None:
     for batch in _chunks(tasks, batch_size):
-        emit(process_batch(src, dst, batch, opts))
+        if not emit(process_batch(src, dst, batch, opts)):
+            return
 
 
 def _mp_context(fork_safe: bool = True) -> multiprocessing.context.BaseContext:
@@ -220,13 +272,21 @@ def _run_pool(
 ) -> None:
     """Local processes.  A worker that dies (a crash inside a decoder) breaks the pool: the
     batches in flight are then retried one file at a time, so the file that kills a worker
-    is found and recorded as failed, and the run goes on with a fresh pool."""
+    is found and recorded as failed, and the run goes on with a fresh pool.
+
+    When ``emit`` says stop (the disk is full), nothing more is submitted, the batches not
+    started are cancelled and those running are waited for (and recorded): no worker is
+    left writing when this returns.  The workers die with this process (see
+    :func:`~dnnjpeg.batch.worker.init_pool_worker`)."""
     ctx = _mp_context(rcb.fork_safe(opts))
     pending = _chunks(tasks, batch_size) if batch_size else _guided_chunks(tasks, workers, _POOL_BATCH)
     suspects: deque[Task] = deque()
     limit = max(2, workers * 3)
+    stopping = False
     while pending or suspects:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_pool_worker)
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=init_pool_worker, initargs=(os.getpid(),)
+        )
         inflight: dict[Any, tuple[list[Task], bool]] = {}
         broken = False
         try:
@@ -254,22 +314,33 @@ def _run_pool(
                 done, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in done:
                     batch, single = inflight.pop(fut)
+                    if fut.cancelled():
+                        continue
                     exc = fut.exception()
                     if exc is None:
-                        emit(fut.result())
+                        go_on = emit(fut.result())
                     elif single:
                         why = "worker process crashed" if isinstance(exc, BrokenProcessPool) else repr(exc)
-                        emit([_crash_record(batch[0], f"{why} while processing this file")])
+                        go_on = emit([_crash_record(batch[0], f"{why} while processing this file")])
                         if isinstance(exc, BrokenProcessPool):
                             raise _PoolBroken
                     else:
-                        suspects.extend(batch)
+                        go_on = True
+                        if not stopping:
+                            suspects.extend(batch)
                         if isinstance(exc, BrokenProcessPool):
                             raise _PoolBroken
+                    if not go_on and not stopping:
+                        stopping = True
+                        pending.clear()
+                        suspects.clear()
+                        for f in inflight:
+                            f.cancel()
         except _PoolBroken:
             broken = True
-            for batch, _single in inflight.values():
-                suspects.extend(batch)
+            if not stopping:
+                for batch, _single in inflight.values():
+                    suspects.extend(batch)
             inflight.clear()
         finally:
             pool.shutdown(wait=broken or not inflight, cancel_futures=True)
@@ -301,21 +372,24 @@ def _run_dask(
 
         first = [submit(pending.popleft()) for _ in range(min(limit, len(pending)))]
         ac = as_completed(first, loop=client.loop)
+        stopping = False  # the disk is full: submit nothing more, record what was running
         for fut in ac:
             batch = futures.pop(fut)
             try:
                 records = fut.result()
             except Exception as exc:  # noqa: BLE001 - KilledWorker, lost worker, ...
-                if len(batch) > 1:
+                if stopping:
+                    records = []
+                elif len(batch) > 1:
                     for t in batch:  # find the culprit
                         ac.add(submit([t]))
                     records = []
                 else:
                     records = [_crash_record(batch[0], f"Dask task failed: {type(exc).__name__}: {exc}")]
             fut.release()
-            if records:
-                emit(records)
-            while pending and len(futures) < limit:
+            if records and not emit(records):
+                stopping = True
+            while pending and len(futures) < limit and not stopping:
                 ac.add(submit(pending.popleft()))
         return nthreads
     finally:
@@ -376,13 +450,35 @@ def _is_done(task: Task, entry: mf.Entry, dst_root: str, in_place: bool) -> bool
     return entry.src_size == task.size and entry.src_mtime_ns == task.mtime_ns
 
 
-def _write_report(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+def _unless_full(write: Callable[..., object], *args: Any) -> int | None:
+    """``write(*args)``; the errno when the disk (or quota) is full instead of raising, else ``None``."""
+    try:
+        write(*args)
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            return exc.errno
+        raise
+    return None
+
+
+def _write_report(path: str | os.PathLike[str], data: dict[str, Any]) -> int | None:
+    """Write the JSON report atomically; the errno when the disk is full (nothing is left), else ``None``."""
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="ascii") as f:
-        json.dump(data, f, indent=1, ensure_ascii=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            json.dump(data, f, indent=1, ensure_ascii=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+            return exc.errno
+        raise
+    return None
 
 
 def recompress(
@@ -405,6 +501,7 @@ def recompress(
     optimize: bool = False,
     progressive: bool = False,
     trellis: bool = False,
+    allow_16bit: bool = False,
     max_pixels: int | None = None,
     scheduler: str | None = None,
     shard: str | tuple[int, int] | None = None,
@@ -416,8 +513,8 @@ def recompress(
     """Recompress every image under ``src`` into ``dst`` with a dnnjpeg table, mirroring the tree.
 
     See ``docs/recompress.md`` for the full behaviour.  In short: JPEG, PNG, BMP, TIFF and
-    WebP files are re-encoded as baseline JPEG with ``table`` (``quality`` picks the family
-    member); other files are copied unchanged unless ``images_only``.  ``src`` is never
+    WebP files are re-encoded as JPEG (baseline unless ``progressive``) with ``table``
+    (``quality`` picks the family member); other files are copied unchanged unless ``images_only``.  ``src`` is never
     modified (except with ``in_place=True``, which replaces images atomically).  A JSONL
     manifest in ``dst`` records finished files; calling again with the same arguments
     resumes, and ``retry_failed=True`` redoes the failures.
@@ -441,6 +538,8 @@ def recompress(
         follow_symlinks: follow every symlink, also out of ``src`` (loops are detected).
         subsampling, optimize, progressive, trellis: as for :func:`dnnjpeg.save`; with
             ``trellis``, CMYK images are written without it (the record says so).
+        allow_16bit: accept and write a table with steps above 255 (a 16-bit JPEG table,
+            which many decoders reject).
         max_pixels: fail images with more pixels than this (default: Pillow's
             ``Image.MAX_IMAGE_PIXELS`` rule, an error beyond twice that).
         scheduler: address of a Dask scheduler (``tcp://host:8786``) to run on instead of
@@ -450,7 +549,8 @@ def recompress(
         fsync: flush each output (and the manifest every 2 s) to disk before renaming;
             default True in place, False otherwise.
         batch_size: files per task (default: up to 32 locally, smaller towards the end of the
-            run so the workers finish together; 8 on Dask).
+            run so the workers finish together; 8 on Dask; with ``rate_control``, its
+            ``batch_size`` in this process and on Dask).
         progress: show a progress bar on stderr.
         rate_control: a :class:`dnnjpeg.ratecontrol.RateControl`: the model in the loop chooses
             each image's encoding from its ladder (the smallest every model reads like the
@@ -475,11 +575,11 @@ def recompress(
     if rate_control is not None:
         rcb.check_options(
             rate_control, table, quality, subsampling=subsampling, optimize=optimize, progressive=progressive,
-            trellis=trellis, report=report,
+            trellis=trellis, report=report, local=not scheduler,
         )  # fmt: skip
-    qt = resolve_table(table, quality)
-    # Surface table/option errors now rather than once per file.
-    jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling)
+    # Surface table/option errors now (naming the table) rather than once per file.
+    qt = writable_table(table, quality, allow_16bit=allow_16bit, trellis=trellis)
+    jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling, allow_16bit=allow_16bit)
     if trellis:
         from ..encoders import require_jpeglib
 
@@ -497,6 +597,7 @@ def recompress(
         optimize=optimize,
         progressive=progressive,
         trellis=trellis,
+        allow_16bit=allow_16bit,
         strip=strip,
         keep_smaller=keep_smaller,
         max_pixels=max_pixels,
@@ -516,7 +617,13 @@ def recompress(
     manifest_path = os.path.join(dst_root, mf.manifest_name(shard_t))
     resuming = os.path.exists(manifest_path)
     summary = Summary(src=src_root, dst=dst_root, manifest=manifest_path)
-    with mf.ManifestWriter(manifest_path, fsync=bool(fsync)) as writer:
+    try:
+        writer = mf.ManifestWriter(manifest_path, fsync=bool(fsync))
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFull(manifest_path, exc.errno) from None
+        raise
+    with writer:
         entries, summary.bad_manifest_lines = mf.load(dst_root)
         others = sorted({e.cfg for e in entries.values() if e.cfg != cfg})
         if others and not restart:
@@ -561,11 +668,24 @@ def recompress(
                 collisions += 1
                 summary.failures.append({"path": item.rel, "reason": item.reason, "earlier_run": False})
         del entries
+        n_files = len(todo) + len(previous) + collisions
+        # Where the disk (or quota) turned out full: (path, errno); the run stops there.
+        full: tuple[str, int] | None = None
+
+        def disk_full() -> DiskFull:
+            assert full is not None
+            summary.interrupted = True
+            finished = n_files - (len(todo) - summary.processed)
+            return DiskFull(full[0], full[1], finished, n_files, summary)
+
         if not in_place:
             for rel_dir in folders:  # mirror the tree, empty folders included
                 try:
                     folder = _safe_makedirs(dst_root, rel_dir)
                 except OSError as exc:
+                    if exc.errno in NO_SPACE_ERRNOS:
+                        full = (os.path.join(dst_root, rel_dir), exc.errno)
+                        raise disk_full() from None
                     raise DnnjpegError(f"cannot create {display(rel_dir)} in DST: {exc}") from None
                 if resuming:
                     _remove_stale_tmp(folder, tag)
@@ -581,7 +701,7 @@ def recompress(
         summary.resumed = len(previous)
         if rate_control is not None:
             summary.rate_control = rcb.previous_choices(rate_control, dst_root, previous)
-        summary.files = len(todo) + len(previous) + collisions
+        summary.files = n_files
         summary.skipped = len(summary.skipped_entries)
         summary.failed = len(summary.failures)
         del previous
@@ -597,7 +717,8 @@ def recompress(
                 opts, backend, n_workers, batch_size, default_workers()
             )
         summary.backend, summary.workers = backend, n_workers
-        writer.append(
+        no_room = _unless_full(
+            writer.append,
             {
                 "type": "run",
                 "t": time.time(),
@@ -612,15 +733,34 @@ def recompress(
                 "todo": len(todo),
             }
         )
+        if no_room:
+            full = (manifest_path, no_room)
+            raise disk_full()
         kinds = {t.rel: t.kind for t in todo}
         bar = _Progress(len(todo), sum(t.size for t in todo), progress)
 
-        def emit(records: list[dict[str, Any]]) -> None:
+        manifest_full = False  # nothing more can be recorded
+
+        def emit(records: list[dict[str, Any]]) -> bool:
+            nonlocal full, manifest_full
+            if manifest_full:
+                return False  # these files are redone by the rerun
+            nospace = [rec for rec in records if rec["status"] == NO_SPACE]
+            if nospace:  # not finished: never recorded
+                records = [rec for rec in records if rec["status"] != NO_SPACE]
+                if full is None:
+                    rec = nospace[0]
+                    full = (os.path.join(dst_root, rec.get("out", rec["path"])), rec.get("errno", errno.ENOSPC))
             now = time.time()
             for rec in records:
                 rec["cfg"] = cfg
                 rec["t"] = now
-            writer.extend(records)
+            no_room = _unless_full(writer.extend, records)
+            if no_room:
+                manifest_full = True
+                if full is None:
+                    full = (manifest_path, no_room)
+                return False
             for rec in records:
                 kind = kinds.pop(rec["path"], "image")
                 _count(summary, kind, rec["status"], rec["src_size"], rec["dst_size"])
@@ -634,6 +774,7 @@ def recompress(
                 if summary.rate_control is not None and "held" in rec and rec["status"] in ("ok", "kept"):
                     summary.rate_control.add(rec)
                 bar.update(rec["src_size"] or 0, summary.failed)
+            return full is None
 
         try:
             if not todo:
@@ -655,8 +796,10 @@ def recompress(
             if summary.rate_control is not None:
                 summary.rate_control.sort()
             summary.seconds = time.perf_counter() - t_start
+            if full is not None:
+                summary.interrupted = True
             if report is not None:
-                _write_report(
+                no_room = _write_report(
                     report,
                     rcb.with_report(summary, {
                         "format": "dnnjpeg-recompress-report",
@@ -677,8 +820,12 @@ def recompress(
                         "warnings": summary.warnings,
                     }),
                 )
-                if summary.rate_control is not None:
+                if summary.rate_control is not None and not no_room:
                     rcb.plot_choices(summary.rate_control, rcb.plot_path(report))
+                if no_room and full is None:  # the run finished, the report does not fit
+                    full = (os.fspath(report), no_room)
+        if full is not None:
+            raise disk_full()
     return summary
 
 

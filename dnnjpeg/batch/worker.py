@@ -11,6 +11,10 @@ calls keeps the kernel's code and data warm in the CPU caches between them, whic
 measurably cuts their cost next to the codec (see ``docs/recompress.md``).  Each
 file still gets its own temporary file and rename, and its record is returned
 only after its output is in place.
+
+With ``Options.rate_control`` (the model in the loop) the images of a batch are decoded
+first, :func:`dnnjpeg.ratecontrol.choose` picks the bytes of all of them in one call, and
+the source's metadata is put in front of each chosen encoding (:func:`with_metadata`).
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import math
 import os
 import secrets
 import stat
+import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 from PIL import Image, UnidentifiedImageError
 
@@ -38,8 +44,11 @@ from ..qtable import QTable
 from .plan import TMP_PREFIX, Task
 
 __all__ = [
+    "NO_SPACE",
+    "NO_SPACE_ERRNOS",
     "OPEN_FORMATS",
     "PENDING_BYTES",
+    "NoSpace",
     "Options",
     "UnsafeDestination",
     "init_pool_worker",
@@ -70,6 +79,7 @@ class Options:
     optimize: bool = False
     progressive: bool = False
     trellis: bool = False
+    allow_16bit: bool = False
     strip: bool = False
     keep_smaller: bool = False
     max_pixels: int | None = None  # None: Pillow's Image.MAX_IMAGE_PIXELS rule
@@ -108,6 +118,38 @@ class UnsafeDestination(OSError):
 
 class _ReadError(Exception):
     """Reading the source failed (the OSError is its ``__cause__``)."""
+
+
+#: Errors that mean the file system holding the output is full (or the user's quota is).
+NO_SPACE_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+#: Status of a record whose output could not be written for lack of space.  Such a record
+#: is never written to the manifest (the file is not finished: a rerun does it); the run
+#: stops at the first one, since every following file would fail the same way.
+NO_SPACE = "no-space"
+
+
+class NoSpace(OSError):
+    """Writing an output failed with ``ENOSPC`` or ``EDQUOT`` (its temporary file is removed)."""
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _stop_when_full(write: _F) -> _F:
+    """Raise :class:`NoSpace` instead of an ``OSError`` that says the disk (or quota) is full."""
+
+    @functools.wraps(write)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return write(*args, **kwargs)
+        except NoSpace:
+            raise
+        except OSError as exc:
+            if exc.errno in NO_SPACE_ERRNOS:
+                raise NoSpace(exc.errno, exc.strerror) from exc
+            raise
+
+    return cast(_F, wrapper)
 
 
 _made_dirs: set[str] = set()
@@ -159,16 +201,67 @@ def _read_source(path: str, follow: bool) -> tuple[bytes, os.stat_result]:
 
 
 _PARENT_PID: int | None = None
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def init_pool_worker() -> None:
-    """Initializer of local pool workers: leave Ctrl-C to the parent, remember who it is."""
+def init_pool_worker(run_pid: int | None = None) -> None:
+    """Initializer of local pool workers: leave Ctrl-C to the parent, die with the run.
+
+    ``run_pid``: the process running :func:`~dnnjpeg.batch.recompress`.  However the run
+    dies (``kill -9``, the OOM killer), its workers stop at once instead of finishing
+    their batch: on Linux the kernel kills a worker (``SIGKILL``) when its parent exits;
+    a worker started by the ``forkserver`` (whose parent outlives the run) waits on the
+    pipe multiprocessing keeps open to the run; elsewhere a thread notices the parent is
+    gone within half a second.  A worker whose run is already gone exits at once.
+    """
+    import multiprocessing
     import signal
 
     global _PARENT_PID
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _PARENT_PID = os.getppid()
-    threading.Thread(target=_watch_parent, args=(_PARENT_PID,), name="dnnjpeg-parent-watch", daemon=True).start()
+    tied = _die_with_parent()
+    ppid = os.getppid()
+    if run_pid is not None and not _started_by(run_pid, ppid):
+        os._exit(3)  # the run died between our fork and now: finish nothing
+    _PARENT_PID = ppid
+    run = multiprocessing.parent_process()
+    if run_pid is not None and ppid != run_pid and run is not None and run.pid == run_pid:
+        # forkserver: our parent is the fork server; the run holds the other end of this pipe
+        threading.Thread(target=_exit_with, args=(run.sentinel,), name="dnnjpeg-run-watch", daemon=True).start()
+    elif not tied:
+        threading.Thread(target=_watch_parent, args=(ppid,), name="dnnjpeg-parent-watch", daemon=True).start()
+
+
+def _die_with_parent() -> bool:
+    """Ask Linux to ``SIGKILL`` this process when its parent exits; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _started_by(run_pid: int, ppid: int) -> bool:
+    """Is ``ppid`` (our parent) the run, or the run's fork server (``forkserver`` start method)?"""
+    if ppid == run_pid:
+        return True
+    try:
+        with open(f"/proc/{ppid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1]) == run_pid
+    except (OSError, ValueError, IndexError):
+        return ppid != 1  # no /proc: only an orphan adopted by init is surely wrong
+
+
+def _exit_with(sentinel: int) -> None:
+    from multiprocessing.connection import wait
+
+    wait([sentinel])  # readable (end of file) once the run is gone
+    os._exit(3)
 
 
 def _watch_parent(ppid: int) -> None:
@@ -185,6 +278,7 @@ def _check_parent() -> None:
         raise SystemExit("parent process is gone; not writing further outputs")
 
 
+@_stop_when_full
 def _write_output(
     dst_root: str,
     rel_out: str,
@@ -262,6 +356,7 @@ def _encode_options(im: Image.Image, opts: Options, record: dict[str, Any]) -> d
         "optimize": opts.optimize,
         "progressive": opts.progressive,
         "keep_metadata": not opts.strip,
+        "allow_16bit": opts.allow_16bit,
     }
     if opts.trellis:
         if im.mode == "CMYK":  # mozjpeg's path writes L and RGB only; keep the file's colours
@@ -325,6 +420,10 @@ def _guarded(record: dict[str, Any], step: Any, *args: Any) -> Any:
         return step(*args)
     except UnsafeDestination as exc:
         _failed(record, f"unsafe destination: {exc.strerror}")
+    except NoSpace as exc:
+        record["status"] = NO_SPACE  # not finished, not failed: the runner stops, a rerun does it
+        record["reason"] = _describe(exc)
+        record["errno"] = exc.errno
     except SystemExit:
         raise
     except _ReadError as exc:
@@ -338,9 +437,7 @@ def _guarded(record: dict[str, Any], step: Any, *args: Any) -> Any:
     return None
 
 
-def _prepare(
-    src_root: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]
-) -> _Output | _Decoded | None:
+def _prepare(src_root: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> _Output | None:
     """Everything for one file but writing an image's output: that is returned (``None``: the record is final)."""
     src = os.path.join(src_root, task.rel)
     if task.kind == "copy":
@@ -374,7 +471,9 @@ def process_batch(
 
     Images are read, decoded and encoded first; their outputs are then written one after
     the other, whenever ``pending_bytes`` of output are waiting and at the end.  The
-    records are the ones :func:`process` gives, in task order.
+    records are the ones :func:`process` gives, in task order.  At the first output that
+    does not fit on the disk (its record has status :data:`NO_SPACE`) the batch stops:
+    the outputs not written yet are dropped, and their files have no record.
     """
     if opts.rate_control is not None:
         return _process_rate_controlled(src_root, dst_root, tasks, opts, pending_bytes)
@@ -390,24 +489,34 @@ def process_batch(
         spent = time.perf_counter() - t0
         if out is None:
             record["seconds"] = round(spent, 4)
+            if record["status"] == NO_SPACE:
+                break
             continue
         pending.append((task, record, out, spent))
         held += len(out.data)
         if held >= pending_bytes:
-            _write_pending(dst_root, opts, pending)
+            if not _write_pending(dst_root, opts, pending):
+                break
             held = 0
-    _write_pending(dst_root, opts, pending)
-    return records
+    else:
+        _write_pending(dst_root, opts, pending)
+    return [r for r in records if r["status"] is not None]  # None: not written (the disk is full)
 
 
-def _write_pending(dst_root: str, opts: Options, pending: list[tuple[Task, dict[str, Any], _Output, float]]) -> None:
-    for task, record, out, spent in pending:
-        t0 = time.perf_counter()
-        try:
-            _guarded(record, _finish, dst_root, task, opts, record, out)
-        finally:
-            record["seconds"] = round(spent + time.perf_counter() - t0, 4)
-    pending.clear()
+def _write_pending(dst_root: str, opts: Options, pending: list[tuple[Task, dict[str, Any], _Output, float]]) -> bool:
+    """Write the outputs waiting; False when one did not fit on the disk (the rest are not tried)."""
+    try:
+        for task, record, out, spent in pending:
+            t0 = time.perf_counter()
+            try:
+                _guarded(record, _finish, dst_root, task, opts, record, out)
+            finally:
+                record["seconds"] = round(spent + time.perf_counter() - t0, 4)
+            if record["status"] == NO_SPACE:
+                return False
+        return True
+    finally:
+        pending.clear()
 
 
 def _copy(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> None:
@@ -422,13 +531,8 @@ def _copy(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, 
         record["src_size"] = size  # the file changed while being copied; the copy is what was read
 
 
-def _process_image(
-    src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]
-) -> _Output | _Decoded | None:
-    """Read, check, decode and encode one image; return what to write (``None``: the record is final).
-
-    With rate control the image is returned decoded (:class:`_Decoded`): the model chooses its bytes.
-    """
+def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: dict[str, Any]) -> _Output | None:
+    """Read, check, decode and encode one image; return what to write (``None``: the record is final)."""
     try:
         data, st = _read_source(src, task.link)
     except OSError as exc:
@@ -446,6 +550,9 @@ def _process_image(
     except UnidentifiedImageError:
         _failed(record, "not an image Pillow can read as " + "/".join(OPEN_FORMATS))
         return None
+    except (OSError, ValueError) as exc:  # a known format with a header Pillow cannot decode (odd BMP depth, ...)
+        _failed(record, f"cannot decode input: {_describe(exc)}")
+        return None
     with im:
         record["format"], record["mode"] = im.format, im.mode
         w, h = im.size
@@ -462,7 +569,7 @@ def _process_image(
             _failed(record, f"truncated or corrupt image: {exc}")
             return None
         if opts.rate_control is not None:  # the model chooses the bytes, for the whole batch at once
-            return _decoded(im, data, st, opts, record)
+            return _decoded(im, data, st, opts, record)  # type: ignore[return-value]  # a _Decoded
         out = encode(im, opts.table, **_encode_options(im, opts, record))
     if opts.keep_smaller and record["format"] in _JPEG_FORMATS and len(out) >= len(data):
         return _keep_original(st, data, record, opts, f"recompressed size {len(out)} is not smaller (--keep-smaller)")
@@ -649,23 +756,44 @@ def _segment_is(seg: bytes, marker: int, ident: bytes) -> bool:
     return seg[1] == marker and seg[4 : 4 + len(ident)] == ident
 
 
+def _frame_components(data: bytes) -> bytes | None:
+    """The component ids of the JPEG's frame header (SOFn), or ``None`` when it cannot be found."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            n = data[pos + 9] if pos + 9 < len(data) else 0
+            return bytes(data[pos + 10 + 3 * i] for i in range(n) if pos + 10 + 3 * i < len(data))
+        if length < 2:
+            return None
+        pos += 2 + length
+    return None
+
+
 def with_metadata(coded: bytes, metadata: dict[str, Any]) -> bytes:
     """``coded`` (a rung's bytes, pixels only) carrying the metadata Pillow writes for ``metadata``
     (EXIF, ICC profile, XMP, comment, JFIF density), as the trellis path does
     (:func:`dnnjpeg.jpegmarkers.replace_metadata`).  The segments that say how the pixels are
-    coded stay the encoder's: an Adobe APP14 segment is kept, and a JFIF APP0 segment (which
-    holds the density) is written only when the encoder wrote one.
+    coded stay the encoder's: an Adobe APP14 segment is kept, and the JFIF APP0 segment (which
+    holds the density, and tells decoders the pixels are YCbCr or gray) is written when the
+    encoder wrote one, or wrote none but coded YCbCr or gray (component ids 1, 2, 3; jpegli).
     """
     segments = metadata_segments(coded)
     rest = 2 + sum(len(s) for s in segments)
-    has_jfif = any(_segment_is(s, 0xE0, _JFIF) for s in segments)
     adobe = [s for s in segments if _segment_is(s, 0xEE, _ADOBE)]
+    jfif = any(_segment_is(s, 0xE0, _JFIF) for s in segments) or (
+        not adobe and _frame_components(coded) in (b"\x01", b"\x01\x02\x03")
+    )
     template = io.BytesIO()
     Image.new("RGB", (8, 8)).save(template, "JPEG", **metadata)  # only its metadata segments are used
     kept = [
         s
         for s in metadata_segments(template.getvalue())
-        if not _segment_is(s, 0xEE, _ADOBE) and (has_jfif or not _segment_is(s, 0xE0, _JFIF))
+        if not _segment_is(s, 0xEE, _ADOBE) and (jfif or not _segment_is(s, 0xE0, _JFIF))
     ]
     return coded[:2] + b"".join(kept) + b"".join(adobe) + coded[rest:]
 

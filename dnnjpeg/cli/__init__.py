@@ -12,10 +12,13 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from .. import __version__
+from ..advice import Fixable
 from ..errors import DnnjpegError
+from ..qtable import SixteenBitTableWarning
 
 __all__ = ["build_parser", "main", "register_command"]
 
@@ -53,6 +56,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_message(exc: BaseException, parser: argparse.ArgumentParser, command: str) -> str:
+    """``exc``'s message in the command line's words: a :class:`~dnnjpeg.advice.Fix` for the Python
+    keyword ``allow_16bit`` becomes ``--allow-16bit`` (the option of ``command`` with that ``dest``),
+    and is left out when ``command`` has no such option."""
+    if not isinstance(exc, Fixable) or exc.fix is None:
+        return str(exc)
+    return exc.message(_spell_option(_subparser(parser, command), exc.fix.option))
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(command)
+    return None
+
+
+def _spell_option(parser: argparse.ArgumentParser | None, dest: str) -> str | None:
+    """``--flag`` or ``--flag METAVAR`` of the option of ``parser`` (or of its sub-commands) storing ``dest``."""
+    if parser is None:
+        return None
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                spelled = _spell_option(sub, dest)
+                if spelled is not None:
+                    return spelled
+        elif action.dest == dest and action.option_strings:
+            flag = max(action.option_strings, key=len)
+            if action.nargs == 0:
+                return flag
+            return f"{flag} {action.metavar or dest.upper()}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); returns the exit code.
 
@@ -68,9 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(handler(args) or 0)
+        with warnings.catch_warnings():
+            # --allow-16bit is the user's informed choice (its help and the errors say why it is risky)
+            warnings.simplefilter("ignore", SixteenBitTableWarning)
+            return int(handler(args) or 0)
     except (DnnjpegError, ValueError, OSError) as exc:
-        print(f"dnnjpeg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dnnjpeg {args.command}: error: {error_message(exc, parser, args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dnnjpeg {args.command}: interrupted", file=sys.stderr)

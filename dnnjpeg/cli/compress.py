@@ -11,12 +11,14 @@ from PIL import Image
 
 from ..errors import DnnjpegError
 from ..families import resolve_table, tuned_writer
-from ..pillow_plugin import save
+from ..pillow_plugin import save, writable_table
 from ..qtable import SUBSAMPLINGS
 from . import register_command
 
 
-@register_command("compress", help="compress one image to a baseline JPEG with a dnnjpeg table")
+@register_command(
+    "compress", help="compress one image to a JPEG with a dnnjpeg table (baseline unless --progressive)"
+)
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="input image (any format Pillow reads)")
     parser.add_argument("output", type=Path, help="output JPEG path")
@@ -24,13 +26,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
     parser.add_argument("--subsampling", choices=SUBSAMPLINGS, default=None, help="override the table's subsampling")
     parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
-    parser.add_argument("--progressive", action="store_true", help="progressive JPEG")
+    parser.add_argument("--progressive", action="store_true", help="progressive JPEG (default: baseline)")
     parser.add_argument(
-        "--trellis", action="store_true", help="mozjpeg's trellis quantization: same table, fewer bytes, baseline"
+        "--trellis",
+        action="store_true",
+        help="mozjpeg's trellis quantization: same table, fewer bytes (baseline unless --progressive)",
     )
+    add_allow_16bit_argument(parser)
     parser.add_argument("--strip", action="store_true", help="drop EXIF, ICC profile, XMP and comments")
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     parser.set_defaults(handler=run)
+
+
+def add_allow_16bit_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allow-16bit``: accept and write tables with steps above 255 (``allow_16bit=True``)."""
+    parser.add_argument(
+        "--allow-16bit",
+        action="store_true",
+        help="accept a table with steps above 255: a 16-bit (extended, non-baseline) JPEG table, which many "
+        "decoders reject",
+    )
 
 
 def writer_note(table: str, quality: int | None, trellis: bool) -> str | None:
@@ -56,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise DnnjpegError(f"{dst}: already exists (pass --force to overwrite)")
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
         raise DnnjpegError(f"{dst}: output is the input file; refusing to overwrite it")
+    # A table problem names the table (and is found before the image is read); image problems name the image.
+    table = writable_table(args.table, args.quality, allow_16bit=args.allow_16bit, trellis=args.trellis)
     note = writer_note(args.table, args.quality, args.trellis)
     if note:
         print(note, file=sys.stderr)
@@ -67,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
                 save(
                     im,
                     tmp,
-                    args.table,
-                    quality=args.quality,
+                    table,
                     subsampling=args.subsampling,
                     optimize=args.optimize,
                     progressive=args.progressive,
                     trellis=args.trellis,
                     keep_metadata=not args.strip,
+                    allow_16bit=args.allow_16bit,
                 )
                 os.replace(tmp, dst)
             finally:

@@ -11,6 +11,7 @@ from . import register_command
 
 if TYPE_CHECKING:
     from ..evaluate import Evaluator
+    from ..qtable import QTable
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,9 +34,21 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="torchvision:/timm: models with random weights (tests; no download)",
     )
+    add_weights_argument(parser)
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
     add_writer_argument(parser)
     add_fold_argument(parser)
+
+
+def add_weights_argument(parser: argparse.ArgumentParser) -> None:
+    """``--weights PATH``: a torchvision:/timm: model's weights from a file (``dnnjpeg.models.get(weights=...)``)."""
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="torchvision:/timm: models: load the weights from this file (a state dict or checkpoint saved with "
+        "torch.save) instead of downloading them",
+    )
 
 
 def add_writer_argument(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +72,15 @@ def add_fold_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def require_baseline(table: QTable, name: str) -> QTable:
+    """``table`` (given as ``--table name``), refused before the model loads when the evaluator cannot write it."""
+    from ..qtable import QTableError
+
+    if not table.is_baseline:
+        raise QTableError(f"table {name!r} has steps above 255 (16-bit JPEG); the evaluator writes baseline JPEG only")
+    return table
+
+
 def make_evaluator(args: argparse.Namespace, **overrides: Any) -> Evaluator:
     """The :class:`~dnnjpeg.evaluate.Evaluator` a command's model and data options describe.
 
@@ -68,7 +90,8 @@ def make_evaluator(args: argparse.Namespace, **overrides: Any) -> Evaluator:
     from ..evaluate import Evaluator
     from ..models import get
 
-    model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None)
+    model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None,
+                weights=getattr(args, "weights", None))
     options: dict[str, Any] = {
         "protocol": args.protocol,
         "batch_size": args.batch_size,
@@ -104,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quality is not None and args.table is None:
         raise ValueError("--quality selects a member of --table; use --standard Q for standard JPEG")
     if args.table is not None:
-        table = resolve_table(args.table, args.quality)
+        table = require_baseline(resolve_table(args.table, args.quality), args.table)
     elif args.standard is not None:
         table = QTable.standard(args.standard)
     else:

@@ -11,6 +11,7 @@ from ..errors import DnnjpegError
 from ..export import FORMATS, REGENERATE_COMMAND, check_exported, export_all, export_text
 from ..families import load
 from . import register_command
+from .compress import add_allow_16bit_argument
 
 
 @register_command("export", help="export a table for cjpeg/mozjpeg, ImageMagick, C or JSON")
@@ -29,6 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=Path("plugins"), metavar="DIR", help="folder for --all (default: plugins)"
     )
     parser.add_argument("--check", action="store_true", help="with --all: write nothing, exit 1 if DIR is stale")
+    add_allow_16bit_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise DnnjpegError("give a table NAME (or --all)")
     if args.format is None:
         raise DnnjpegError(f"--format is required: one of {', '.join(FORMATS)}")
-    qt = load(args.name, args.quality)
+    qt = load(args.name, args.quality, allow_16bit=args.allow_16bit)
     label = str(qt.meta.get("name") or Path(args.name).stem)
     dst: Path | None = args.output
     if dst is None or str(dst) == "-":

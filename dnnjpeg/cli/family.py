@@ -62,6 +62,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append("--no-fold-batchnorm")
     if args.writer is not None:
         parts += ["--writer", args.writer]
+    if args.weights is not None:
+        parts += ["--weights", args.weights]
     if args.protocol != "crop224":
         parts += ["--protocol", args.protocol]
     if args.limit is not None:

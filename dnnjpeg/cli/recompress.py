@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import DnnjpegError
 from ..qtable import SUBSAMPLINGS
 from . import register_command
+from .compress import add_allow_16bit_argument
 
 
 def _positive_int(text: str) -> int:
@@ -35,7 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "  dnnjpeg recompress train/ train-dnn/ --model efficientnet_lite0 --max-kl 0.05 --keep-top1 \\\n"
         "      --report run.json        # also draws run.png: chosen rungs, bytes saved\n\n"
         "Exit status: 0 every file finished, 1 some file failed (listed in the summary and --report),\n"
-        "2 usage error, 130 interrupted.  Rerun the same command to resume; see docs/recompress.md."
+        "2 usage error or disk full, 130 interrupted.  Rerun the same command to resume; see docs/recompress.md."
     )
     parser.add_argument("src", type=Path, metavar="SRC", help="folder to read (never modified without --in-place)")
     parser.add_argument("dst", type=Path, nargs="?", metavar="DST", help="folder to write; must not overlap SRC")
@@ -74,12 +75,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--subsampling", choices=SUBSAMPLINGS, default=None, help="override the table's subsampling")
     parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
-    parser.add_argument("--progressive", action="store_true", help="progressive JPEG")
+    parser.add_argument("--progressive", action="store_true", help="progressive JPEG (default: baseline)")
     parser.add_argument(
         "--trellis",
         action="store_true",
-        help="mozjpeg's trellis quantization with the same table: smaller files, still baseline (slower)",
+        help="mozjpeg's trellis quantization with the same table: smaller files (slower; baseline unless "
+        "--progressive)",
     )
+    add_allow_16bit_argument(parser)
     parser.add_argument(
         "--max-pixels",
         type=_positive_int,
@@ -177,6 +180,15 @@ def rate_control_from_args(args: argparse.Namespace) -> Any:
                                f"{instead}")
     if args.max_kl is None:
         raise DnnjpegError("--model needs --max-kl TAU (the largest KL divergence allowed, in nats, e.g. 0.05)")
+    if args.device is not None:
+        import torch
+
+        try:
+            device = torch.device(args.device)
+        except (RuntimeError, ValueError):
+            raise DnnjpegError(f"--device {args.device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+        if device.type == "cuda" and not args.scheduler and not torch.cuda.is_available():
+            raise DnnjpegError(f"--device {args.device}: torch sees no CUDA device on this machine")
     from ..ratecontrol import Criterion, RateControl
 
     try:
@@ -225,6 +237,7 @@ def run(args: argparse.Namespace) -> int:
             optimize=args.optimize,
             progressive=args.progressive,
             trellis=args.trellis,
+            allow_16bit=args.allow_16bit,
             max_pixels=args.max_pixels,
             scheduler=args.scheduler,
             shard=args.shard,

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import DnnjpegError
 from . import register_command
-from .evaluate import add_fold_argument, add_writer_argument, make_evaluator
+from .evaluate import add_fold_argument, add_weights_argument, add_writer_argument, make_evaluator
 
 METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, fisher, fisher-each, nsga2, shaped (see docs/search.md)"
 CURVE_DEFAULT = "10,20,30,40,50,60,70,80,90,95"
@@ -58,6 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-threads", type=int, default=None, help="JPEG threads per worker (default: cores)")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
     parser.add_argument("--no-pretrained", action="store_true", help="torchvision:/timm: models with random weights")
+    add_weights_argument(parser)
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
     add_writer_argument(parser)
     add_fold_argument(parser)
@@ -94,7 +95,7 @@ def _command(args: argparse.Namespace, storage: str) -> str:
     for flag, value in (("--study", args.study), ("--workers", args.workers if args.workers != 1 else None),
                         ("--quality", args.quality), ("--curve", args.curve), ("--fidelity", args.fidelity),
                         ("--protocol", args.protocol if args.protocol != "crop224" else None), ("--limit", args.limit),
-                        ("--writer", args.writer),
+                        ("--writer", args.writer), ("--weights", args.weights),
                         ("--curve-qualities", args.curve_qualities if args.curve_qualities != CURVE_DEFAULT else None)):
         if value is not None:
             parts += [flag, str(value)]
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     qualities = parse_qualities(args.curve_qualities)
     progress = args.progress or sys.stderr.isatty()
     evaluator = make_evaluator(args, workers=args.jpeg_threads, progress=False)
+    labelled = evaluator.dataset.labelled
     with evaluator:
         result = tune(
             evaluator, args.method, budget=args.budget, objective=args.objective, seed=args.seed, storage=storage,
@@ -144,7 +146,9 @@ def run(args: argparse.Namespace) -> int:
         f"best: trial {result.trial} of {result.n_complete} complete ({result.n_pruned} pruned) in study "
         f"{result.study_name!r} [{result.storage}]"
     )
-    print(f"  objective {args.objective} = {result.value:+.5f}   top1 {m['top1']:.4f}   CR {m['cr']:.3f}   "
+    # on an unlabelled folder top-1 is agreement with the uncompressed prediction: say so, as validate does
+    hit = "top1" if labelled else "agreement"
+    print(f"  objective {args.objective} = {result.value:+.5f}   {hit} {m['top1']:.4f}   CR {m['cr']:.3f}   "
           f"bpp {m['bpp']:.4f}   ce {m['ce']:.4f}   kl {m['kl']:.5f}")
     print(f"wrote {out}" + (f" and {pareto_path} ({len(result.pareto)} tables)" if pareto_path else ""), file=sys.stderr)
     return 0

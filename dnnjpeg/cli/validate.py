@@ -10,7 +10,7 @@ from typing import Any
 
 from . import register_command
 from .curve import parse_qualities
-from .evaluate import add_common_arguments, make_evaluator
+from .evaluate import add_common_arguments, make_evaluator, require_baseline
 
 #: Encoders compared when ``--report`` is given without ``--encoders``.
 REPORT_ENCODERS = "mozjpeg,libjpeg-opt"
@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _command_line(args: argparse.Namespace) -> str:
     parts = ["dnnjpeg", "validate", "--model", args.model, "--data", str(args.data), "--table", args.table]
-    for opt in ("quality", "protocol", "limit", "qualities", "encoders", "resamples", "seed", "confidence"):
+    for opt in ("quality", "weights", "protocol", "limit", "qualities", "encoders", "resamples", "seed", "confidence"):
         val = getattr(args, opt)
         if val is not None:
             parts += [f"--{opt}", str(val)]
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.encoders is None:
         args.encoders = REPORT_ENCODERS if args.report else "none"
     encoders = parse_encoder_list(args.encoders)
-    resolve_family(args.table, args.quality)  # a bad table name or quality fails before the model loads
+    # a bad table name, quality or a 16-bit table fails before the model loads
+    require_baseline(resolve_family(args.table, args.quality)[0], args.table)
     ev = make_evaluator(args)
     try:
         v = validate(ev, args.table, args.quality, qualities=qualities, encoders=encoders,

@@ -215,6 +215,20 @@ def choose(
 
     Returns:
         one :class:`Choice` per image, in order.
+
+    Example (a tiny random model; real ones by name, e.g. the default ``efficientnet_lite0``):
+        >>> from dnnjpeg.testing import synthetic_image, tiny_classifier
+        >>> clf = tiny_classifier(num_classes=10, input_size=32)
+        >>> rc = RateControl(models=(clf,), criterion=Criterion(max_kl=0.01), ladder="standard:10-90:10")
+        >>> images = [synthetic_image(i, (96, 80)) for i in range(4)]
+        >>> choices = choose(images, rc, classifiers=[clf])
+        >>> all(c.held and c.kl[clf.name] <= 0.01 and c.rung in c.tried for c in choices)
+        True
+        >>> all(c.evaluations == 1 + len(c.tried) for c in choices)   # the reference + one per rung tried
+        True
+        >>> c = choices[0]
+        >>> c.data == get_ladder(rc.ladder)[c.index].encode(images[0]) and c.rung == get_ladder(rc.ladder)[c.index].label
+        True
     """
     rc.validate()
     clfs = list(classifiers) if classifiers is not None else load_classifiers(rc)
@@ -273,7 +287,19 @@ def encode_for_model(
 ) -> Choice:
     """The smallest encoding of one image that ``model`` (a name, a Classifier, or a sequence of them: all
     must hold) reads like ``img`` itself: ``choose([img], ...)[0]``.  Registry models are loaded once per
-    process and kept (see :func:`choose` for the arguments)."""
+    process and kept (see :func:`choose` for the arguments).
+
+    Example:
+        >>> from dnnjpeg.testing import synthetic_image, tiny_classifier
+        >>> img = synthetic_image(0, (96, 80))
+        >>> clf = tiny_classifier(num_classes=10, input_size=32)
+        >>> c = encode_for_model(img, clf, max_kl=0.01, ladder="standard:10-90:10")
+        >>> c.held, c.kept_original, c.evaluations == 1 + len(c.tried), c.nbytes == len(c.data)
+        (True, False, True, True)
+        >>> tiny_jpeg = get_ladder("standard:2")[0].encode(img)   # a source smaller than every rung: kept
+        >>> encode_for_model(img, clf, max_kl=0.01, ladder="standard:10-90:10", source=tiny_jpeg).data == tiny_jpeg
+        True
+    """
     models = tuple(model) if isinstance(model, (list, tuple)) else (model,)
     rc = RateControl(models, Criterion(max_kl, keep_top1, top_k), ladder, min_quality, device, batch_size=1)
     clfs = [_cached_classifier(m, device) if isinstance(m, str) else m for m in models]
