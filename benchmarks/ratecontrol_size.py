@@ -270,6 +270,70 @@ def bd_interval(anchor: Curve, test: Curve, *, metric: str = "top1", resamples: 
                    prob_smaller=float(np.mean(vals[fin] < 0)) if fin.any() else None,
                    dropped=int(np.sum(~fin)), resamples=resamples)
     out["linear"] = lin
+    out["range"] = common_range(anchor, test, metric)
+    return out
+
+
+def common_range(anchor: Curve, test: Curve, metric: str = "top1") -> list[float] | None:
+    """``[lo, hi]``: the range of mean top-1 (or KL) both curves cover once made monotone (running best),
+    the range a BD-rate averages over; ``None`` when they do not overlap.  A range of a fraction of a point
+    of top-1 makes the BD-rate at equal top-1 meaningless (it is then set by a few images).
+
+    Example:
+        >>> a = Curve(np.array([[1.0], [2.0]]), np.array([[0.5], [0.9]]), np.zeros((2, 1)))
+        >>> t = Curve(np.array([[1.0], [2.0]]), np.array([[0.7], [1.0]]), np.zeros((2, 1)))
+        >>> common_range(a, t)
+        [0.7, 0.9]
+    """
+    sign = 1.0 if metric == "top1" else -1.0
+    ends = []
+    for c in (anchor, test):
+        b, ok, kl = c.means()
+        v = ok if metric == "top1" else kl
+        y, _ = _running_best(np.log(b), sign * v)
+        ends.append((y[0], y[-1]))
+    lo, hi = max(ends[0][0], ends[1][0]), min(ends[0][1], ends[1][1])
+    if not hi > lo:
+        return None
+    return sorted([float(sign * lo), float(sign * hi)])
+
+
+def bytes_at_top1(rates: np.ndarray, top1: np.ndarray, target: float) -> float:
+    """Mean bytes a curve needs for top-1 ``target``: its running best, log-rate linear in top-1 (as
+    :func:`bd_rate_linear` reads curves); NaN above the curve's best top-1, the cheapest point's bytes at or
+    below its lowest.
+
+    Example:
+        >>> round(bytes_at_top1(np.array([1000., 4000., 3000.]), np.array([0.5, 0.9, 0.7]), 0.8), 6)
+        3464.101615
+    """
+    uy, x = _running_best(np.log(np.asarray(rates, np.float64)), np.asarray(top1, np.float64))
+    if target > uy[-1]:
+        return math.nan
+    return float(np.exp(x[0] if target <= uy[0] else np.interp(target, uy, x)))
+
+
+def iso_top1_saving(anchor: Curve, test: Curve, *, resamples: int = 2000, seed: int = 0,
+                    confidence: float = 0.95) -> dict[str, Any]:
+    """Bytes of a one-point ``test`` (its first point) against the bytes ``anchor`` needs for the same top-1
+    (:func:`bytes_at_top1`), in percent, with a paired bootstrap interval (draws where the anchor never
+    reaches the test's top-1 are dropped and counted)."""
+    from dnnjpeg.stats import _percentile_ci
+
+    def one(sel: np.ndarray | None) -> tuple[float, float]:
+        ab, ac, _ = anchor.means(sel)
+        tb, tc, _ = test.means(sel)
+        need = bytes_at_top1(ab, ac, float(tc[0]))
+        return 100.0 * (float(tb[0]) / need - 1.0), need
+
+    est, need = one(None)
+    out: dict[str, Any] = {"saving": _finite(est), "anchor_bytes": _finite(need)}
+    if resamples > 0:
+        n = anchor.nbytes.shape[1]
+        rng = np.random.default_rng(seed)
+        vals = np.array([one(rng.integers(0, n, size=n))[0] for _ in range(resamples)])
+        lo, hi = _percentile_ci(vals, confidence)
+        out.update(ci_low=_finite(lo), ci_high=_finite(hi), dropped=int(np.sum(~np.isfinite(vals))))
     return out
 
 
@@ -484,14 +548,17 @@ def analyse(tables: dict[str, Tables], models: Sequence[str], *, resamples: int 
         combos.append((list(models[:2]), models[2]))
         combos.append(([models[2]], models[2]))  # the reader in its own loop: the best it could be
     for spec, t in tables.items():
-        for choosers, reader in combos:
-            if any(m not in t.kl for m in [*choosers, reader]):
-                continue  # this ladder was read by the chooser only (--cross-ladders)
-            test = reader_curves(t, choosers, reader, taus)
-            for metric in ("top1", "kl"):
-                log(f"  BD {spec} chosen by {'+'.join(map(_short, choosers))} read by {_short(reader)} ({metric})")
-                out["cross_model"].append(bd_row(fixed(std, reader), test, metric, resamples, seed, ladder=spec,
-                                                 choosers=choosers, reader=reader, keep_top1=False, anchor=std_spec))
+        for keep in (False, True):
+            for choosers, reader in combos:
+                if any(m not in t.kl for m in [*choosers, reader]):
+                    continue  # this ladder was read by the chooser only (--cross-ladders)
+                test = reader_curves(t, choosers, reader, taus, keep_top1=keep)
+                for metric in ("top1", "kl"):
+                    log(f"  BD {spec}{' keep-top1' if keep else ''} chosen by {'+'.join(map(_short, choosers))} "
+                        f"read by {_short(reader)} ({metric})")
+                    out["cross_model"].append(bd_row(fixed(std, reader), test, metric, resamples, seed, ladder=spec,
+                                                     choosers=choosers, reader=reader, keep_top1=keep,
+                                                     anchor=std_spec))
 
     # 3. keep-top1 at a few tau against uncompressed top-1 and standard q20's mean size
     from dnnjpeg.stats import bootstrap_mean_diff_ci
@@ -503,16 +570,30 @@ def analyse(tables: dict[str, Tables], models: Sequence[str], *, resamples: int 
         for tau in KEEP_TOP1_TAUS:
             c = reader_curves(t, [chooser], chooser, [tau], keep_top1=True)
             ok, nb = c.correct[0], c.nbytes[0]
-            lo, hi = bootstrap_mean_diff_ci(ok, ref_ok, resamples=max(resamples, 1), seed=seed)
+            lo, hi = bootstrap_mean_diff_ci(ok, ref_ok, resamples=resamples, seed=seed) if resamples else (None, None)
             row = {"ladder": spec, "tau": None if math.isinf(tau) else tau, "top1": float(ok.mean()),
-                   "delta_points": 100 * float(ok.mean() - ref_ok.mean()), "delta_ci": [100 * lo, 100 * hi],
+                   "delta_points": 100 * float(ok.mean() - ref_ok.mean()),
+                   "delta_ci": None if lo is None else [100 * lo, 100 * hi],
                    "bytes": float(nb.mean()), "kl": float(c.kl[0].mean()),
                    "fallback_share": float(np.mean(~((t.top1[chooser] == t.ref_top1[chooser][:, None])
                                                      & (t.kl[chooser] <= tau)).any(axis=1)))}
             if q20_bytes is not None:
-                blo, bhi = bootstrap_mean_diff_ci(nb, q20_bytes, resamples=max(resamples, 1), seed=seed)
                 row.update(q20_bytes=float(q20_bytes.mean()), vs_q20=100 * float(nb.mean() / q20_bytes.mean() - 1),
-                           vs_q20_ci=[100 * blo / q20_bytes.mean(), 100 * bhi / q20_bytes.mean()])
+                           q20_top1=float(std.correct(chooser)[:, q20].mean()), vs_q20_ci=None)
+                if resamples:
+                    blo, bhi = bootstrap_mean_diff_ci(nb, q20_bytes, resamples=resamples, seed=seed)
+                    row["vs_q20_ci"] = [100 * blo / q20_bytes.mean(), 100 * bhi / q20_bytes.mean()]
+            # the bytes fixed standard JPEG needs for this top-1 (the running best of its curve)
+            row["iso_top1"] = iso_top1_saving(fixed(std, chooser), c, resamples=resamples, seed=seed)
+            # the same files read by the other models: their top-1 against their own uncompressed top-1
+            row["other_readers"] = {}
+            for m in models[1:]:
+                if m in t.kl:
+                    cm = reader_curves(t, [chooser], m, [tau], keep_top1=True)
+                    row["other_readers"][m] = {
+                        "top1": float(cm.correct.mean()),
+                        "delta_points": 100 * float(cm.correct.mean() - std.ref_correct(m).mean()),
+                        "q20_top1": None if q20 is None else float(std.correct(m)[:, q20].mean())}
             out["keep_top1"].append(row)
 
     # 4. the prototype's figures next to ours
@@ -542,6 +623,27 @@ def fmt_bd(d: dict[str, Any] | None) -> str:
     if d.get("ci_low") is not None and d.get("ci_high") is not None:
         s += f" [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]"
     return s
+
+
+def fmt_range(d: dict[str, Any]) -> str:
+    """``82.0–88.6%`` (the common top-1 range of a BD row)."""
+    r = d.get("range")
+    return "none" if not r else f"{100 * r[0]:.1f}–{100 * r[1]:.1f}%"
+
+
+def _iso(d: dict[str, Any] | None) -> str:
+    if not d or d.get("saving") is None:
+        return "not reached"
+    s = f"{d['anchor_bytes']:.0f}: {d['saving']:+.1f}%"
+    if d.get("ci_low") is not None:
+        s += f" [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]"
+        if d.get("dropped"):
+            s += f" ({d['dropped']} draws unreached)"
+    return s
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "" if not ci else f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
 
 
 def _goal_text(value: dict[str, Any], goal: float) -> str:
@@ -579,9 +681,9 @@ def markdown(res: dict[str, Any]) -> str:
     L.append("")
     L.append(f"**Per-image choice, chosen and read by {ch}, against one fixed quality for all images**")
     L.append("")
-    L.append("| ladder | criterion | against fixed | equal top-1 (pchip) | equal top-1 (linear) | equal KL (pchip) "
-             "| equal KL (linear) | goal (equal top-1, pchip) |")
-    L.append("|---|---|---|---|---|---|---|---|")
+    L.append("| ladder | criterion | against fixed | equal top-1 (pchip) | equal top-1 (linear) | top-1 range "
+             "| equal KL (pchip) | equal KL (linear) | goal (equal top-1, pchip) |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
     for r in res["bd"]:
         if r["metric"] != "top1" or r.get("fixed"):
             continue
@@ -593,8 +695,8 @@ def markdown(res: dict[str, Any]) -> str:
         elif r["anchor"] == moz:
             goal = _goal_text(p["top1"]["pchip"], GOALS["vs_mozjpeg_top1"])
         L.append(f"| {r['ladder']} | KL ≤ τ{' & same top-1' if r['keep_top1'] else ''} | {_kind(r['anchor'])} "
-                 f"| {fmt_bd(p['top1']['pchip'])} | {fmt_bd(p['top1']['linear'])} | {fmt_bd(p['kl']['pchip'])} "
-                 f"| {fmt_bd(p['kl']['linear'])} | {goal} |")
+                 f"| {fmt_bd(p['top1']['pchip'])} | {fmt_bd(p['top1']['linear'])} | {fmt_range(p['top1'])} "
+                 f"| {fmt_bd(p['kl']['pchip'])} | {fmt_bd(p['kl']['linear'])} | {goal} |")
     fixed_rows = [r for r in res["bd"] if r.get("fixed") and r["metric"] == "top1"]
     if fixed_rows:
         L.append("")
@@ -610,42 +712,55 @@ def markdown(res: dict[str, Any]) -> str:
         L.append("")
         L.append("**Files chosen by one model, read by another (against fixed standard JPEG read by the reader)**")
         L.append("")
-        L.append("| ladder | chosen by | read by | equal reader top-1 (pchip) | (linear) | equal reader KL (pchip) "
-                 "| (linear) | goal |")
-        L.append("|---|---|---|---|---|---|---|---|")
+        L.append("| ladder | criterion | chosen by | read by | equal reader top-1 (pchip) | (linear) | top-1 range "
+                 "| equal reader KL (pchip) | (linear) | goal |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in res["cross_model"]:
             if r["metric"] != "top1":
                 continue
-            p = _pair(res["cross_model"], ladder=r["ladder"], choosers=r["choosers"], reader=r["reader"])
+            p = _pair(res["cross_model"], ladder=r["ladder"], choosers=r["choosers"], reader=r["reader"],
+                      keep_top1=r["keep_top1"])
             who = "+".join(map(_short, r["choosers"]))
             goal = ""
-            if r["reader"].endswith("lite2") and r["choosers"] == [res["chooser"]]:
+            if r["keep_top1"]:
+                goal = ""
+            elif r["reader"].endswith("lite2") and r["choosers"] == [res["chooser"]]:
                 goal = _goal_text(p["top1"]["pchip"], GOALS["lite0_read_by_lite2"])
             elif r["reader"].endswith("lite2") and len(r["choosers"]) == 2:
                 goal = _goal_text(p["top1"]["pchip"], GOALS["lite01_read_by_lite2"])
             elif r["reader"] in r["choosers"]:
                 goal = "(reader in its own loop: reference)"
-            L.append(f"| {r['ladder']} | {who} | {_short(r['reader'])} | {fmt_bd(p['top1']['pchip'])} "
-                     f"| {fmt_bd(p['top1']['linear'])} | {fmt_bd(p['kl']['pchip'])} | {fmt_bd(p['kl']['linear'])} "
-                     f"| {goal} |")
+            crit = "KL ≤ τ" + (" & same top-1" if r["keep_top1"] else "")
+            L.append(f"| {r['ladder']} | {crit} | {who} | {_short(r['reader'])} | {fmt_bd(p['top1']['pchip'])} "
+                     f"| {fmt_bd(p['top1']['linear'])} | {fmt_range(p['top1'])} | {fmt_bd(p['kl']['pchip'])} "
+                     f"| {fmt_bd(p['kl']['linear'])} | {goal} |")
     if res["keep_top1"]:
         unc = 100 * res["uncompressed_top1"][res["chooser"]]
         L.append("")
         L.append(f"**keep-top1 (KL ≤ τ and {ch}'s top-1 unchanged), {ch} top-1 on the labels; uncompressed "
                  f"{unc:.1f}%**")
         L.append("")
+        q20 = next((r for r in res["keep_top1"] if "q20_bytes" in r), None)
+        if q20:
+            L.append(f"Standard q20 for all images: {q20['q20_bytes']:.0f} bytes, {ch} top-1 {100 * q20['q20_top1']:.1f}%.")
+            L.append("")
         L.append("| ladder | τ | top-1 | Δ vs uncompressed, points [CI] | mean bytes "
                  "| vs standard q20's mean bytes [CI] "
-                 "| images at fallback | goal: Δ ≥ −0.5 pt and bytes ≤ q20 |")
-        L.append("|---|---|---|---|---|---|---|---|")
+                 "| fixed standard's bytes at this top-1: saving [CI] "
+                 "| images at fallback | goal: Δ ≥ −0.5 pt and bytes ≤ q20 | same files read by others: Δ top-1 vs "
+                 "their uncompressed (fixed q20's Δ) |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in res["keep_top1"]:
             tau = "∞" if r["tau"] is None else f"{r['tau']:g}"
-            vs = "n/a" if "vs_q20" not in r else \
-                f"{r['vs_q20']:+.1f}% [{r['vs_q20_ci'][0]:+.1f}, {r['vs_q20_ci'][1]:+.1f}]"
+            vs = "n/a" if "vs_q20" not in r else f"{r['vs_q20']:+.1f}%" + _ci(r.get("vs_q20_ci"))
             met = r["delta_points"] >= -GOALS["keep_top1_points"] and r.get("vs_q20", 1.0) <= 0
-            L.append(f"| {r['ladder']} | {tau} | {100 * r['top1']:.1f}% | {r['delta_points']:+.1f} "
-                     f"[{r['delta_ci'][0]:+.1f}, {r['delta_ci'][1]:+.1f}] | {r['bytes']:.0f} | {vs} "
-                     f"| {100 * r['fallback_share']:.1f}% | {'yes' if met else 'no'} |")
+            others = ", ".join(
+                f"{_short(m)} {o['delta_points']:+.1f}"
+                + ("" if o["q20_top1"] is None else f" ({100 * (o['q20_top1'] - o['top1']) + o['delta_points']:+.1f})")
+                for m, o in r.get("other_readers", {}).items())
+            L.append(f"| {r['ladder']} | {tau} | {100 * r['top1']:.1f}% | {r['delta_points']:+.1f}"
+                     f"{_ci(r.get('delta_ci'))} | {r['bytes']:.0f} | {vs} | {_iso(r.get('iso_top1'))} "
+                     f"| {100 * r['fallback_share']:.1f}% | {'yes' if met else 'no'} | {others} |")
     rep = res.get("reproduction")
     if rep:
         L.append("")
