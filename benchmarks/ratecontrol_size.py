@@ -518,8 +518,9 @@ def analyse(tables: dict[str, Tables], models: Sequence[str], *, resamples: int 
                                     [float(x) for x in taus])}
 
     def anchors_for(spec: str) -> list[tuple[str, Tables]]:
+        """Fixed standard, fixed mozjpeg (when measured) and the ladder's own fixed qualities."""
         out_a = [(std_spec, std)]
-        if moz is not None and spec != normalize_spec("mozjpeg"):
+        if moz is not None:
             out_a.append((normalize_spec("mozjpeg"), moz))
         if spec not in (std_spec, normalize_spec("mozjpeg")) and "+" not in spec:
             out_a.append((spec, tables[spec]))
@@ -625,6 +626,19 @@ def fmt_bd(d: dict[str, Any] | None) -> str:
     return s
 
 
+#: A BD-rate at equal top-1 over a common top-1 range narrower than this (2 points) is not shown: the choice
+#: curve is flat there (keep-top1 keeps the uncompressed top-1 at every tau) and a few images decide it.
+MIN_TOP1_RANGE = 0.02
+
+
+def fmt_bd_top1(d: dict[str, Any]) -> str:
+    """:func:`fmt_bd`, or ``flat`` when the common top-1 range is narrower than :data:`MIN_TOP1_RANGE`."""
+    r = d.get("range")
+    if not r or r[1] - r[0] < MIN_TOP1_RANGE:
+        return "flat"
+    return fmt_bd(d["pchip"] if "pchip" in d else d)
+
+
 def fmt_range(d: dict[str, Any]) -> str:
     """``82.0–88.6%`` (the common top-1 range of a BD row)."""
     r = d.get("range")
@@ -640,6 +654,10 @@ def _iso(d: dict[str, Any] | None) -> str:
         if d.get("dropped"):
             s += f" ({d['dropped']} draws unreached)"
     return s
+
+
+def _flat(row: dict[str, Any], method: str) -> str:
+    return "flat" if fmt_bd_top1(row) == "flat" else fmt_bd(row[method])
 
 
 def _ci(ci: Sequence[float] | None) -> str:
@@ -689,13 +707,15 @@ def markdown(res: dict[str, Any]) -> str:
             continue
         p = _pair(res["bd"], ladder=r["ladder"], keep_top1=r["keep_top1"], anchor=r["anchor"], fixed=r.get("fixed"))
         goal = ""
-        if r["anchor"] == std:
+        if fmt_bd_top1(p["top1"]) == "flat":
+            goal = "n/a (flat top-1 curve)"
+        elif r["anchor"] == std:
             goal = _goal_text(p["top1"]["pchip"], GOALS["vs_standard_top1"]) + "; moonshot " + \
                 _goal_text(p["top1"]["pchip"], GOALS["vs_standard_top1_moonshot"])
         elif r["anchor"] == moz:
             goal = _goal_text(p["top1"]["pchip"], GOALS["vs_mozjpeg_top1"])
         L.append(f"| {r['ladder']} | KL ≤ τ{' & same top-1' if r['keep_top1'] else ''} | {_kind(r['anchor'])} "
-                 f"| {fmt_bd(p['top1']['pchip'])} | {fmt_bd(p['top1']['linear'])} | {fmt_range(p['top1'])} "
+                 f"| {_flat(p['top1'], 'pchip')} | {_flat(p['top1'], 'linear')} | {fmt_range(p['top1'])} "
                  f"| {fmt_bd(p['kl']['pchip'])} | {fmt_bd(p['kl']['linear'])} | {goal} |")
     fixed_rows = [r for r in res["bd"] if r.get("fixed") and r["metric"] == "top1"]
     if fixed_rows:
@@ -731,8 +751,8 @@ def markdown(res: dict[str, Any]) -> str:
             elif r["reader"] in r["choosers"]:
                 goal = "(reader in its own loop: reference)"
             crit = "KL ≤ τ" + (" & same top-1" if r["keep_top1"] else "")
-            L.append(f"| {r['ladder']} | {crit} | {who} | {_short(r['reader'])} | {fmt_bd(p['top1']['pchip'])} "
-                     f"| {fmt_bd(p['top1']['linear'])} | {fmt_range(p['top1'])} | {fmt_bd(p['kl']['pchip'])} "
+            L.append(f"| {r['ladder']} | {crit} | {who} | {_short(r['reader'])} | {_flat(p['top1'], 'pchip')} "
+                     f"| {_flat(p['top1'], 'linear')} | {fmt_range(p['top1'])} | {fmt_bd(p['kl']['pchip'])} "
                      f"| {fmt_bd(p['kl']['linear'])} | {goal} |")
     if res["keep_top1"]:
         unc = 100 * res["uncompressed_top1"][res["chooser"]]
@@ -742,13 +762,14 @@ def markdown(res: dict[str, Any]) -> str:
         L.append("")
         q20 = next((r for r in res["keep_top1"] if "q20_bytes" in r), None)
         if q20:
-            L.append(f"Standard q20 for all images: {q20['q20_bytes']:.0f} bytes, {ch} top-1 {100 * q20['q20_top1']:.1f}%.")
+            L.append(f"Standard q20 for all images: {q20['q20_bytes']:.0f} bytes, {ch} top-1 "
+                     f"{100 * q20['q20_top1']:.1f}%.")
             L.append("")
         L.append("| ladder | τ | top-1 | Δ vs uncompressed, points [CI] | mean bytes "
                  "| vs standard q20's mean bytes [CI] "
                  "| fixed standard's bytes at this top-1: saving [CI] "
-                 "| images at fallback | goal: Δ ≥ −0.5 pt and bytes ≤ q20 | same files read by others: Δ top-1 vs "
-                 "their uncompressed (fixed q20's Δ) |")
+                 "| images at fallback | goal: Δ ≥ −0.5 pt and bytes ≤ q20 "
+                 "| same files read by others: Δ top-1 vs their uncompressed (fixed q20's Δ) |")
         L.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in res["keep_top1"]:
             tau = "∞" if r["tau"] is None else f"{r['tau']:g}"
@@ -823,6 +844,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocol", choices=("native", "crop224"), default="native")
     p.add_argument("--models", default=",".join(MODELS),
                    help="comma-separated; the first chooses, every one reads (cross-model needs 3)")
+    p.add_argument("--ladder", action="append", default=[], metavar="SPEC",
+                   help="one more ladder spec (repeatable), for specs with commas, e.g. "
+                        "'mozjpeg+mozjpeg:5,6,7,8,9' (mozjpeg 10..95:5 and 5..9 as one ladder)")
     p.add_argument("--cross-ladders", default="standard",
                    help="ladders read by every model (cross-model figures); the others are read by the chooser "
                         "(the first model) only, a quarter of the model time; 'all' for every ladder")
@@ -838,8 +862,9 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(args.data, limit=args.limit)
     if not dataset.labelled:
         p.error(f"{args.data} has no labels: top-1 needs labels.csv")
+    ladder_args = [x.strip() for x in args.ladders.split(",") if x.strip()] + [x.strip() for x in args.ladder]
     specs: list[str] = []
-    for s in [normalize_spec("standard")] + [x for x in args.ladders.split(",") if x.strip()]:
+    for s in [normalize_spec("standard")] + ladder_args:
         for part in s.split("+"):
             part = normalize_spec(part)
             if part not in specs:
@@ -850,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     tables = {s: get_tables(s, dataset, models if s in cross else models[:1], args.protocol, args.workdir)
               for s in specs}
     wanted: dict[str, Tables] = {normalize_spec("standard"): tables[normalize_spec("standard")]}
-    for s in (x.strip() for x in args.ladders.split(",") if x.strip()):
+    for s in ladder_args:
         parts = [normalize_spec(x) for x in s.split("+")]
         wanted["+".join(parts)] = tables[parts[0]] if len(parts) == 1 else union([tables[x] for x in parts],
                                                                                   "+".join(parts))
