@@ -47,13 +47,14 @@ def _load(data: Path, limit: int | None) -> tuple[list[Image.Image], list[int]]:
     return imgs, [f.stat().st_size for f in ds.files]
 
 
-def _table(images: list[Image.Image], ladder: str, clfs: list[Any], batch: int, cache: Path | None) -> tuple[RungTable, float]:
+def _table(images: list[Image.Image], ladder: str, clfs: list[Any], batch: int,
+           cache: Path | None) -> tuple[RungTable, float]:
     path = None if cache is None else cache / f"rungs-{ladder.replace(':', '_')}-{clfs[0].name}-{len(images)}.npz"
     if path is not None and path.is_file():
         z = np.load(path)
         m = clfs[0].name
         t = RungTable(tuple(z["labels"].tolist()), z["nbytes"], {m: z["kl"]}, {m: z["top1"]}, {m: z["ref_top1"]},
-                      {m: z["topk"]}, {m: z["ref_topk"]})
+                      {m: z["topk"]}, {m: z["ref_topk"]}, ref_logits={m: z["ref_logits"]})
         return t, float(z["seconds"])
     t0 = time.perf_counter()
     t = evaluate_rungs(images, ladder, clfs, batch_size=batch)
@@ -62,7 +63,7 @@ def _table(images: list[Image.Image], ladder: str, clfs: list[Any], batch: int, 
         m = clfs[0].name
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, labels=np.array(t.labels), nbytes=t.nbytes, kl=t.kl[m], top1=t.top1[m], ref_top1=t.ref_top1[m],
-                 topk=t.topk[m], ref_topk=t.ref_topk[m], seconds=sec)
+                 topk=t.topk[m], ref_topk=t.ref_topk[m], ref_logits=t.ref_logits[m], seconds=sec)
     return t, sec
 
 

@@ -107,6 +107,15 @@ def test_gray_and_rgba_images_are_encoded(image):
         assert _open(lad[0].encode(image.convert("RGBA"))).mode == "RGB"
 
 
+def test_jpegli_missing_is_a_clear_error(image, monkeypatch):
+    import sys
+
+    rung = get_ladder("jpegli:50")[0]   # building the ladder does not need the package
+    monkeypatch.setitem(sys.modules, "pyjpegli", None)
+    with pytest.raises(ImportError, match=r"pip install pyjpegli"):
+        rung.encode(image)
+
+
 def test_min_quality_restricts_to_a_suffix():
     lad = get_ladder("standard")
     assert lad.restrict(None) is lad

@@ -93,10 +93,19 @@ def test_a_large_source_does_not_change_the_choice(images, tiny, table):
         c.rung for c in choose(images[:3], rc, classifiers=[tiny])]
 
 
+def test_no_images_and_mismatched_arguments(images, tiny):
+    rc = RateControl(models=(tiny,), criterion=Criterion(0.05), ladder=LADDER)
+    assert choose([], rc, classifiers=[tiny]) == []
+    with pytest.raises(ValueError, match="^sources"):
+        choose(images[:2], rc, classifiers=[tiny], sources=[None])
+    with pytest.raises(ValueError, match="^classifiers"):
+        choose(images[:2], rc, classifiers=[tiny, tiny])
+
+
 def test_min_quality_floor(images, tiny):
     rc = RateControl(models=(tiny,), criterion=Criterion(10.0), ladder=LADDER, min_quality=55)
-    for c in choose(images[:3], rc, classifiers=[tiny]):
-        assert (c.rung, c.index) == ("q60", 5)
+    choices = choose(images[:3], rc, classifiers=[tiny], workers=1)
+    assert [(c.rung, c.index) for c in choices] == [("q60", 5)] * 3
 
 
 def test_every_model_must_hold(images, tiny, tiny2, table):
@@ -220,3 +229,73 @@ def test_lite0_encode_for_model_with_the_source_jpeg(lite0, dev_photos):
     decoded = Image.open(io.BytesIO(c.data))
     assert decoded.size == images[0].size and "progressive" not in decoded.info
     assert c.kept_original or (c.held and c.kl[lite0.name] <= 0.05)
+
+
+def test_kl_model_learns_an_additive_log_kl():
+    from dnnjpeg.ratecontrol import KLModel
+
+    rng = np.random.default_rng(4)
+    f = -0.4 * np.arange(10) + 0.3 * np.sin(np.arange(10))
+    model = KLModel([10 * (i + 1) for i in range(10)])
+    for _ in range(300):
+        c, x = rng.normal(0, 1), rng.normal(0, 1)
+        rungs = rng.choice(10, 3, replace=False)
+        model.add(x, [(int(r), 2.0 + 1.5 * x + c * 0.3 + f[r] + rng.normal(0, 0.2)) for r in rungs], [])
+    model.fit()
+    assert np.allclose(model.f - model.f.mean(), f - f.mean(), atol=0.1)
+    assert model.b == pytest.approx(1.5, abs=0.15) and np.all(model.sd < 0.4)
+    mu, var = model.posterior(0.0, [(5, 2.0 + f[5])])
+    assert model.p_hold(mu, var, 9, 2.0 + f[9] + 1.0) > 0.9 > 0.1 > model.p_hold(mu, var, 0, 2.0 + f[0] - 1.0)
+
+
+def test_a_kl_model_passed_to_successive_calls_keeps_learning(images, tiny, table):
+    from dnnjpeg.ratecontrol import KLModel
+
+    rc = RateControl(models=(tiny,), criterion=Criterion(_tau(table, tiny.name)), ladder=LADDER, batch_size=4)
+    model = KLModel()
+    choose(images[:5], rc, classifiers=[tiny], kl_model=model)   # a model of another length: replaced, not used
+    assert model.images == []
+    model = KLModel([r.quality for r in get_ladder(LADDER)])
+    choose(images[:5], rc, classifiers=[tiny], kl_model=model)
+    choose(images[5:], rc, classifiers=[tiny], kl_model=model)
+    assert len(model.images) == len(images)
+
+
+def test_stop_threshold_trades_bytes_for_evaluations():
+    from dnnjpeg.ratecontrol._policy import Thresholds
+    from dnnjpeg.ratecontrol._simulate import answers, simulate
+
+    table = _monotone_table(300, 18, 5)
+    crit = Criterion(0.05)
+    verified = simulate(table, crit)
+    eager = simulate(table, crit, thresholds=Thresholds(stop=0.5))
+    assert np.array_equal(answers(verified), table.smallest_holding(crit))
+    assert sum(len(s.tried) for s in eager) < sum(len(s.tried) for s in verified)
+    assert np.all(answers(eager) >= answers(verified))  # it only ever stops higher, on a rung that held
+
+
+def test_unknown_strategy():
+    from dnnjpeg.ratecontrol._policy import Policy
+
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        Policy(5, 0.05, "random")
+
+
+@pytest.mark.parametrize("strategy", ["bisect", "gallop", "predict"])
+def test_on_noisy_tables_the_answer_is_a_verified_boundary_in_few_probes(strategy):
+    from dnnjpeg.ratecontrol import RungTable
+    from dnnjpeg.ratecontrol._simulate import simulate
+
+    rng = np.random.default_rng(6)
+    n, r = 400, 18
+    kl = np.exp(rng.normal(-3, 2.5, (n, r)) - 0.2 * np.arange(r))    # KL far from monotone in the rung
+    zeros = np.zeros((n, r), dtype=np.int64)
+    table = RungTable(tuple(f"q{q}" for q in range(r)), np.cumsum(np.full((n, r), 100), axis=1), {"m": kl},
+                      {"m": zeros}, {"m": np.zeros(n, int)})
+    held = table.held(Criterion(0.05))
+    states = simulate(table, Criterion(0.05), strategy=strategy, window=8)
+    found = [s for s in states if s.hi < r]
+    assert all(held[i, s.hi] and s.hi in s.tried for i, s in enumerate(states) if s.hi < r)
+    assert all(s.hi == 0 or (s.hi - 1 in s.tried and s.lo == s.hi - 1) for s in found)
+    assert all(s.lo == r - 1 and r - 1 in s.tried for s in states if s.hi == r)   # nothing held: top rung failed
+    assert max(len(s.tried) for s in states) <= 4 + 2 * int(np.ceil(np.log2(r + 1)))

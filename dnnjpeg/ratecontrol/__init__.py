@@ -9,9 +9,10 @@ Example::
 
     from dnnjpeg.ratecontrol import Criterion, RateControl, choose, encode_for_model
     choice = encode_for_model(img, "efficientnet_lite0", max_kl=0.05)
-    choice.rung, choice.nbytes, choice.evaluations          # ('q35', 18211, 3)
+    choice.rung, choice.nbytes, choice.evaluations          # the rung label, its bytes, forward passes
     rc = RateControl(criterion=Criterion(0.05), ladder="mozjpeg", min_quality=30)
-    choices = choose(images, rc, sources=source_bytes)      # batched across images
+    clfs = load_classifiers(rc)                             # once per process
+    choices = choose(images, rc, classifiers=clfs, sources=source_bytes)   # batched across images
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ._engine import load_classifiers
 from ._exhaustive import PROTOCOLS, RungTable, evaluate_rungs
 from ._ladder import DEFAULT_QUALITIES, JpegliEncoder, Ladder, Rung, get_ladder, ladders, register_ladder
 from ._options import RateControl
+from ._policy import KLModel
 from ._search import Choice, choose, encode_for_model
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "Choice",
     "Criterion",
     "JpegliEncoder",
+    "KLModel",
     "Ladder",
     "RateControl",
     "Rung",

@@ -51,6 +51,7 @@ class RungTable:
         topk: model name -> ``(n, r, k)`` the ``k`` highest classes at each rung, highest first.
         ref_topk: model name -> ``(n, k)`` the reference's, highest first.
         protocol: ``native`` or ``crop224``.
+        ref_logits: model name -> ``(n, C)`` float32 logits of the reference (the search's prior reads them).
     """
 
     labels: tuple[str, ...]
@@ -61,6 +62,7 @@ class RungTable:
     topk: dict[str, np.ndarray] = field(default_factory=dict)
     ref_topk: dict[str, np.ndarray] = field(default_factory=dict)
     protocol: str = "native"
+    ref_logits: dict[str, np.ndarray] = field(default_factory=dict)
 
     def held(self, criterion: Criterion, models: Sequence[str] | None = None) -> np.ndarray:
         """``(n, r)`` bool: the criterion holds for every model (or every one of ``models``)."""
@@ -141,7 +143,8 @@ def _table(engine: Engine, srcs: list[Any], lad: Ladder, protocol: str, k: int) 
             top1[name][:, j] = logits[m].argmax(axis=1)
             topk[name][:, j] = _top(logits[m], k)
     return RungTable(lad.labels, nbytes, kl, top1, {m: refs[i].argmax(axis=1) for i, m in enumerate(names)},
-                     topk, {m: _top(refs[i], k) for i, m in enumerate(names)}, protocol)
+                     topk, {m: _top(refs[i], k) for i, m in enumerate(names)}, protocol,
+                     {m: refs[i].astype(np.float32) for i, m in enumerate(names)})
 
 
 def _top(logits: np.ndarray, k: int) -> np.ndarray:

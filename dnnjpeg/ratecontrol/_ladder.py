@@ -175,7 +175,8 @@ def parse_qualities(arg: str | None, what: str = "ladder") -> tuple[int, ...]:
         try:
             qs = [int(t) for t in arg.split(",") if t.strip()]
         except ValueError:
-            raise ValueError(f"{what}: qualities {arg!r} are not a list like 20,30,50 or a range like 10-95:5") from None
+            raise ValueError(f"{what}: qualities {arg!r} are not a list like 20,30,50 "
+                             "or a range like 10-95:5") from None
     bad = [q for q in qs if not 1 <= q <= 100]
     if bad or not qs or len(set(qs)) != len(qs):
         raise ValueError(f"{what}: qualities {arg!r} must be distinct integers in 1..100")
@@ -245,7 +246,8 @@ class JpegliEncoder:
         try:
             import pyjpegli
         except ImportError:
-            raise ImportError("the 'jpegli' ladder needs the pyjpegli package: pip install pyjpegli") from None
+            raise ImportError("the 'jpegli' ladder needs the pyjpegli package: "
+                              "pip install pyjpegli (or 'dnnjpeg[jpegli]')") from None
         arr = np.asarray(img, dtype=np.uint8)
         if arr.ndim == 2 or arr.shape[2] == 1:
             arr = np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)

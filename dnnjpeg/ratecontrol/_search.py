@@ -21,10 +21,10 @@ import numpy as np
 from PIL import Image
 
 from ._criterion import Criterion
-from ._engine import Engine, load_classifiers
+from ._engine import Engine, decode_image, load_classifiers
 from ._ladder import Ladder, get_ladder
 from ._options import RateControl
-from ._policy import Policy
+from ._policy import KLModel, Policy
 
 __all__ = ["Choice", "Outcome", "State", "choose", "encode_for_model", "search"]
 
@@ -57,6 +57,7 @@ class State:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     passes: int = 0
     ref_passes: int = 0
+    accepted: bool = False
 
     def __post_init__(self) -> None:
         self.hi = self.cap = self.n
@@ -67,7 +68,16 @@ class State:
 
     @property
     def done(self) -> bool:
-        return self.ref is not None and self.lo + 1 >= self.top
+        return self.ref is not None and (self.accepted or self.lo + 1 >= self.top)
+
+    def release(self) -> None:
+        """Once finished: drop the bytes that cannot be the answer and the reference logits (memory)."""
+        held = [r for r in self.tried if self.outcomes[r].held]
+        keep = min(held, key=lambda r: (self.outcomes[r].nbytes, r)) if held else self.n - 1
+        for r, out in self.outcomes.items():
+            if r != keep:
+                out.data = None
+        self.ref = ()
 
     def record(self, r: int, out: Outcome) -> None:
         self.outcomes[r] = out
@@ -87,6 +97,8 @@ class Oracle(Protocol):
 
     def round(self, refs: list[int], probes: list[tuple[int, int]]) -> tuple[list[Any], list[Outcome]]: ...
 
+    def release(self, i: int) -> None: ...
+
 
 def search(n_images: int, n_rungs: int, oracle: Oracle, policy: Policy, window: int) -> list[State]:
     """Run the search over ``n_images`` with ``window`` images active at a time; returns every final state."""
@@ -104,8 +116,12 @@ def search(n_images: int, n_rungs: int, oracle: Oracle, policy: Policy, window: 
         for (i, r), out in zip(probes, outs):
             states[i].record(r, out)
         active += new
+        for i in active:
+            states[i].accepted = states[i].accepted or (states[i].ref is not None and policy.stop(states[i]))
         for i in [i for i in active if states[i].done]:
             policy.learn(states[i])
+            states[i].release()
+            oracle.release(i)
         active = [i for i in active if not states[i].done]
 
 
@@ -175,14 +191,15 @@ class EngineOracle:
         n = len(eng.classifiers)
         return [(self.refs[i], n) for i in refs], outs
 
+    def release(self, i: int) -> None:
+        self.refs.pop(i, None)
+
     def _candidate(self, probe: tuple[int, int]) -> tuple[bytes, list[np.ndarray] | None]:
         i, r = probe
         src = self.sources[i]
         data = self.ladder[r].encode(self.images[i])
         if src is not None and len(data) >= len(src):
             return data, None
-        from ._engine import decode_image
-
         decoded = decode_image(data)
         return data, [np.asarray(c.transform(decoded)) for c in self.engine.classifiers]
 
@@ -203,6 +220,8 @@ def choose(
     *,
     classifiers: Sequence[Any] | None = None,
     sources: Sequence[bytes | None] | None = None,
+    kl_model: KLModel | None = None,
+    workers: int | None = None,
 ) -> list[Choice]:
     """For each image, the smallest rung of ``rc``'s ladder every model reads like the image itself.
 
@@ -212,6 +231,11 @@ def choose(
         classifiers: ``rc.models`` already loaded (:func:`load_classifiers`), in that order; default: load them.
         sources: per image, the source file's bytes when it is a JPEG already (or ``None``): it is kept
             when no smaller rung holds, and rungs not smaller than it are never run through a model.
+        kl_model: the search's model of KL (:class:`~dnnjpeg.ratecontrol.KLModel`); pass the same object to
+            successive calls with the same models and ladder to keep what it learned (default: a fresh one,
+            learning from this call's images only).
+        workers: threads for the codec work (encode, decode, resize); default: the usable cores
+            (``$DNNJPEG_WORKERS``).  Pass 1 inside a process pool that already uses every core.
 
     Returns:
         one :class:`Choice` per image, in order.
@@ -227,7 +251,8 @@ def choose(
         >>> all(c.evaluations == 1 + len(c.tried) for c in choices)   # the reference + one per rung tried
         True
         >>> c = choices[0]
-        >>> c.data == get_ladder(rc.ladder)[c.index].encode(images[0]) and c.rung == get_ladder(rc.ladder)[c.index].label
+        >>> rung = get_ladder(rc.ladder)[c.index]
+        >>> c.data == rung.encode(images[0]) and c.rung == rung.label
         True
     """
     rc.validate()
@@ -239,10 +264,10 @@ def choose(
         raise ValueError(f"sources: got {len(srcs)} for {len(images)} images")
     ladder = rc.get_ladder()
     offset = len(get_ladder(rc.ladder)) - len(ladder)
-    engine = Engine(clfs, rc.batch_size)
+    engine = Engine(clfs, rc.batch_size, workers)
     try:
         oracle = EngineOracle(engine, images, ladder, rc.criterion, srcs)
-        policy = Policy(len(ladder), rc.criterion.max_kl)
+        policy = Policy(len(ladder), rc.criterion.max_kl, model=kl_model, qualities=[r.quality for r in ladder])
         states = search(len(images), len(ladder), oracle, policy, rc.batch_size)
         names = [c.name for c in clfs]
         return [_choice(st, ladder, offset, img, src, names) for st, img, src in zip(states, images, srcs)]

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from ._criterion import Criterion
 from ._exhaustive import RungTable
-from ._policy import Policy
+from ._policy import KLModel, Policy, Thresholds
 from ._search import Outcome, State, search
 
 __all__ = ["TableOracle", "answers", "simulate"]
@@ -44,7 +45,12 @@ class TableOracle:
         self.sources = list(sources_nbytes) if sources_nbytes is not None else [None] * n
 
     def round(self, refs: list[int], probes: list[tuple[int, int]]) -> tuple[list[Any], list[Outcome]]:
-        return [(True, len(self.models)) for _ in refs], [self._outcome(i, r) for i, r in probes]
+        logits = self.table.ref_logits
+        ref = [[logits[m][i] for m in self.models] if all(m in logits for m in self.models) else [] for i in refs]
+        return [(x, len(self.models)) for x in ref], [self._outcome(i, r) for i, r in probes]
+
+    def release(self, i: int) -> None:
+        pass
 
     def _outcome(self, i: int, r: int) -> Outcome:
         nb = int(self.table.nbytes[i, r])
@@ -64,10 +70,12 @@ class TableOracle:
 
 
 def simulate(table: RungTable, criterion: Criterion, *, strategy: str = "predict", window: int = 32,
-             sources_nbytes: Sequence[int | None] | None = None, models: Sequence[str] | None = None) -> list[State]:
+             sources_nbytes: Sequence[int | None] | None = None, models: Sequence[str] | None = None,
+             thresholds: Thresholds = Thresholds(), kl_model: KLModel | None = None) -> list[State]:
     """The search's final states for every image of ``table`` (``State.hi`` is the answer when it held)."""
     n, r = table.nbytes.shape
-    policy = Policy(r, criterion.max_kl, strategy)
+    qualities = [int(x[1:]) if re.fullmatch(r"q\d+", x) else None for x in table.labels]
+    policy = Policy(r, criterion.max_kl, strategy, kl_model, qualities, thresholds)
     return search(n, r, TableOracle(table, criterion, sources_nbytes, models), policy, window)
 
 
