@@ -585,12 +585,16 @@ def analyse(tables: dict[str, Tables], models: Sequence[str], *, resamples: int 
                 if any(m not in t.kl for m in [*choosers, reader]):
                     continue  # this ladder was read by the chooser only (--cross-ladders)
                 test = reader_curves(t, choosers, reader, taus, keep_top1=keep)
-                for metric in ("top1", "kl"):
-                    log(f"  BD {spec}{' keep-top1' if keep else ''} chosen by {'+'.join(map(_short, choosers))} "
-                        f"read by {_short(reader)} ({metric})")
-                    out["cross_model"].append(bd_row(fixed(std, reader), test, metric, resamples, seed, ladder=spec,
-                                                     choosers=choosers, reader=reader, keep_top1=keep,
-                                                     anchor=std_spec))
+                bases = [(std_spec, std)]
+                if moz is not None and reader in moz.kl and not keep:
+                    bases.append((normalize_spec("mozjpeg"), moz))
+                for aspec, at in bases:
+                    for metric in ("top1", "kl"):
+                        log(f"  BD {spec}{' keep-top1' if keep else ''} chosen by {'+'.join(map(_short, choosers))} "
+                            f"read by {_short(reader)} vs fixed {aspec} ({metric})")
+                        out["cross_model"].append(bd_row(fixed(at, reader), test, metric, resamples, seed,
+                                                         ladder=spec, choosers=choosers, reader=reader,
+                                                         keep_top1=keep, anchor=aspec))
 
     # 3. keep-top1 at a few tau against uncompressed top-1 and standard q20's mean size
     from dnnjpeg.stats import bootstrap_mean_diff_ci
@@ -761,19 +765,19 @@ def markdown(res: dict[str, Any]) -> str:
                      f"| {fmt_bd(p['kl']['pchip'])} | {fmt_bd(p['kl']['linear'])} |")
     if res["cross_model"]:
         L.append("")
-        L.append("**Files chosen by one model, read by another (against fixed standard JPEG read by the reader)**")
+        L.append("**Files chosen by one model, read by another (against one fixed quality read by the reader)**")
         L.append("")
-        L.append("| ladder | criterion | chosen by | read by | equal reader top-1 (pchip) | (linear) | top-1 range "
-                 "| equal reader KL (pchip) | (linear) | goal |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        L.append("| ladder | criterion | chosen by | read by | against fixed | equal reader top-1 (pchip) | (linear) "
+                 "| top-1 range | equal reader KL (pchip) | (linear) | goal |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in res["cross_model"]:
             if r["metric"] != "top1":
                 continue
             p = _pair(res["cross_model"], ladder=r["ladder"], choosers=r["choosers"], reader=r["reader"],
-                      keep_top1=r["keep_top1"])
+                      keep_top1=r["keep_top1"], anchor=r["anchor"])
             who = "+".join(map(_short, r["choosers"]))
             goal = ""
-            if r["keep_top1"]:
+            if r["keep_top1"] or r["anchor"] != std:
                 goal = ""
             elif r["reader"].endswith("lite2") and r["choosers"] == [res["chooser"]]:
                 goal = _goal_text(p["top1"]["pchip"], GOALS["lite0_read_by_lite2"])
@@ -782,7 +786,8 @@ def markdown(res: dict[str, Any]) -> str:
             elif r["reader"] in r["choosers"]:
                 goal = "(reader in its own loop: reference)"
             crit = "KL ≤ τ" + (" & same top-1" if r["keep_top1"] else "")
-            L.append(f"| {r['ladder']} | {crit} | {who} | {_short(r['reader'])} | {_flat(p['top1'], 'pchip')} "
+            L.append(f"| {r['ladder']} | {crit} | {who} | {_short(r['reader'])} | {_kind(r['anchor'])} "
+                     f"| {_flat(p['top1'], 'pchip')} "
                      f"| {_flat(p['top1'], 'linear')} | {fmt_range(p['top1'])} | {fmt_bd(p['kl']['pchip'])} "
                      f"| {fmt_bd(p['kl']['linear'])} | {goal} |")
     if res["keep_top1"]:
