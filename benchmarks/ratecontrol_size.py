@@ -416,9 +416,15 @@ def load_tables(path: Path) -> Tables:
                       json.loads(str(z["meta"])))
 
 
-def _exhaustive(spec: str, dataset: Any, models: Sequence[str], protocol: str) -> Tables:
+#: Images per resumable piece of an exhaustive table (a multiple of the CPU batch of 8, so that the model's
+#: batches are the same as in one call over every image).
+CHUNK = 96
+
+
+def _exhaustive(spec: str, dataset: Any, models: Sequence[str], protocol: str, partial: Path | None = None) -> Tables:
     """Encode every image at every rung of ``spec`` and read every rung with every model
-    (:func:`dnnjpeg.ratecontrol.evaluate_rungs`; models with batch norms folded, batches of 8 on the CPU)."""
+    (:func:`dnnjpeg.ratecontrol.evaluate_rungs`; models with batch norms folded, batches of 8 on the CPU), in
+    pieces of :data:`CHUNK` images, each kept under ``partial`` (when given) so that a killed run resumes."""
     from PIL import Image
 
     from dnnjpeg.models import get
@@ -427,21 +433,46 @@ def _exhaustive(spec: str, dataset: Any, models: Sequence[str], protocol: str) -
     ladder = get_ladder(spec)
     clfs = [get(m).fold_batchnorm() for m in models]
     cpu = all(getattr(c.device, "type", str(c.device)) == "cpu" for c in clfs)
-    images = [Image.fromarray(a) for a in dataset.native_images()]
-    t0 = time.perf_counter()
-    table = evaluate_rungs(images, ladder, clfs, protocol=protocol, batch_size=8 if cpu else 64)
-    seconds = time.perf_counter() - t0
     names = [c.name for c in clfs]
-    if list(table.labels) != list(ladder.labels):
-        raise RuntimeError(f"{spec}: evaluate_rungs returned rungs {table.labels}, expected {ladder.labels}")
+    n = len(dataset)
+    pieces: list[dict[str, np.ndarray]] = []
+    seconds = 0.0
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        path = None if partial is None else partial / f"{'-'.join(names)}-{start}-{stop}.npz"
+        if path is not None and path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                pieces.append({k: z[k] for k in z.files})
+            continue
+        images = [Image.fromarray(dataset.load_image(i)) for i in range(start, stop)]
+        t0 = time.perf_counter()
+        table = evaluate_rungs(images, ladder, clfs, protocol=protocol, batch_size=8 if cpu else 64)
+        dt = time.perf_counter() - t0
+        if list(table.labels) != list(ladder.labels):
+            raise RuntimeError(f"{spec}: evaluate_rungs returned rungs {table.labels}, expected {ladder.labels}")
+        piece = {"nbytes": np.asarray(table.nbytes, dtype=np.float64), "seconds": np.array(dt)}
+        for m, c in zip(models, names):
+            piece[f"kl|{m}"] = np.asarray(table.kl[c], dtype=np.float64)
+            piece[f"top1|{m}"] = np.asarray(table.top1[c], dtype=np.int64)
+            piece[f"ref_top1|{m}"] = np.asarray(table.ref_top1[c], dtype=np.int64)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **piece)
+            os.replace(tmp, path)
+        print(f"    images {start}..{stop - 1}: {dt:.0f} s", flush=True)
+        pieces.append(piece)
+    seconds = float(sum(float(p["seconds"]) for p in pieces))
+
+    def cat(key: str) -> np.ndarray:
+        return np.concatenate([p[key] for p in pieces], axis=0)
+
     return Tables(spec, list(ladder.labels),
                   np.array([np.nan if r.quality is None else r.quality for r in ladder], dtype=np.float64),
-                  np.asarray(table.nbytes, dtype=np.float64),
-                  {m: np.asarray(table.kl[c], dtype=np.float64) for m, c in zip(models, names)},
-                  {m: np.asarray(table.top1[c], dtype=np.int64) for m, c in zip(models, names)},
-                  {m: np.asarray(table.ref_top1[c], dtype=np.int64) for m, c in zip(models, names)},
-                  np.asarray(dataset.labels, dtype=np.int64), seconds,
-                  {"protocol": protocol, "progressive": bool(ladder.progressive), "batch_size": 8 if cpu else 64})
+                  cat("nbytes"), {m: cat(f"kl|{m}") for m in models}, {m: cat(f"top1|{m}") for m in models},
+                  {m: cat(f"ref_top1|{m}") for m in models}, np.asarray(dataset.labels, dtype=np.int64), seconds,
+                  {"protocol": protocol, "progressive": bool(ladder.progressive), "batch_size": 8 if cpu else 64,
+                   "chunk": CHUNK})
 
 
 def get_tables(spec: str, dataset: Any, models: Sequence[str], protocol: str, workdir: Path, *,
@@ -454,7 +485,7 @@ def get_tables(spec: str, dataset: Any, models: Sequence[str], protocol: str, wo
         log(f"  {spec}: read {path.name} ({have.n} images x {len(have.rungs)} rungs)")
         return have
     log(f"  {spec}: evaluating {len(dataset)} images x rungs with {', '.join(missing)} ...")
-    new = _exhaustive(spec, dataset, missing, protocol)
+    new = _exhaustive(spec, dataset, missing, protocol, workdir / (path.stem + "-partial"))
     if have is not None:
         if not np.array_equal(have.nbytes, new.nbytes):
             raise RuntimeError(f"{path}: cached file sizes differ from a fresh encode; delete it and rerun")
@@ -554,12 +585,16 @@ def analyse(tables: dict[str, Tables], models: Sequence[str], *, resamples: int 
                 if any(m not in t.kl for m in [*choosers, reader]):
                     continue  # this ladder was read by the chooser only (--cross-ladders)
                 test = reader_curves(t, choosers, reader, taus, keep_top1=keep)
-                for metric in ("top1", "kl"):
-                    log(f"  BD {spec}{' keep-top1' if keep else ''} chosen by {'+'.join(map(_short, choosers))} "
-                        f"read by {_short(reader)} ({metric})")
-                    out["cross_model"].append(bd_row(fixed(std, reader), test, metric, resamples, seed, ladder=spec,
-                                                     choosers=choosers, reader=reader, keep_top1=keep,
-                                                     anchor=std_spec))
+                bases = [(std_spec, std)]
+                if moz is not None and reader in moz.kl and not keep:
+                    bases.append((normalize_spec("mozjpeg"), moz))
+                for aspec, at in bases:
+                    for metric in ("top1", "kl"):
+                        log(f"  BD {spec}{' keep-top1' if keep else ''} chosen by {'+'.join(map(_short, choosers))} "
+                            f"read by {_short(reader)} vs fixed {aspec} ({metric})")
+                        out["cross_model"].append(bd_row(fixed(at, reader), test, metric, resamples, seed,
+                                                         ladder=spec, choosers=choosers, reader=reader,
+                                                         keep_top1=keep, anchor=aspec))
 
     # 3. keep-top1 at a few tau against uncompressed top-1 and standard q20's mean size
     from dnnjpeg.stats import bootstrap_mean_diff_ci
@@ -730,19 +765,19 @@ def markdown(res: dict[str, Any]) -> str:
                      f"| {fmt_bd(p['kl']['pchip'])} | {fmt_bd(p['kl']['linear'])} |")
     if res["cross_model"]:
         L.append("")
-        L.append("**Files chosen by one model, read by another (against fixed standard JPEG read by the reader)**")
+        L.append("**Files chosen by one model, read by another (against one fixed quality read by the reader)**")
         L.append("")
-        L.append("| ladder | criterion | chosen by | read by | equal reader top-1 (pchip) | (linear) | top-1 range "
-                 "| equal reader KL (pchip) | (linear) | goal |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        L.append("| ladder | criterion | chosen by | read by | against fixed | equal reader top-1 (pchip) | (linear) "
+                 "| top-1 range | equal reader KL (pchip) | (linear) | goal |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in res["cross_model"]:
             if r["metric"] != "top1":
                 continue
             p = _pair(res["cross_model"], ladder=r["ladder"], choosers=r["choosers"], reader=r["reader"],
-                      keep_top1=r["keep_top1"])
+                      keep_top1=r["keep_top1"], anchor=r["anchor"])
             who = "+".join(map(_short, r["choosers"]))
             goal = ""
-            if r["keep_top1"]:
+            if r["keep_top1"] or r["anchor"] != std:
                 goal = ""
             elif r["reader"].endswith("lite2") and r["choosers"] == [res["chooser"]]:
                 goal = _goal_text(p["top1"]["pchip"], GOALS["lite0_read_by_lite2"])
@@ -751,7 +786,8 @@ def markdown(res: dict[str, Any]) -> str:
             elif r["reader"] in r["choosers"]:
                 goal = "(reader in its own loop: reference)"
             crit = "KL ≤ τ" + (" & same top-1" if r["keep_top1"] else "")
-            L.append(f"| {r['ladder']} | {crit} | {who} | {_short(r['reader'])} | {_flat(p['top1'], 'pchip')} "
+            L.append(f"| {r['ladder']} | {crit} | {who} | {_short(r['reader'])} | {_kind(r['anchor'])} "
+                     f"| {_flat(p['top1'], 'pchip')} "
                      f"| {_flat(p['top1'], 'linear')} | {fmt_range(p['top1'])} | {fmt_bd(p['kl']['pchip'])} "
                      f"| {fmt_bd(p['kl']['linear'])} | {goal} |")
     if res["keep_top1"]:
