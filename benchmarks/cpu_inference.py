@@ -1,5 +1,5 @@
 """CPU inference speed of a model alone, per batch size: glibc's default allocator, the tuned one
-(:mod:`dnnjpeg.runtime`), and the tuned one with batch norms folded (:mod:`dnnjpeg.batchnorm`, what the
+(:mod:`dnnjpeg.evaluation.runtime`), and the tuned one with batch norms folded (:mod:`dnnjpeg.evaluation.batchnorm`, what the
 evaluator runs).
 
 Each configuration runs in a fresh child process (the allocator is process-wide and remembers its
@@ -31,9 +31,9 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from dnnjpeg import models
-    from dnnjpeg.data import load_dataset
-    from dnnjpeg.runtime import allocator_settings, tune_allocator
+    from dnnjpeg.evaluation import models
+    from dnnjpeg.evaluation.data import load_dataset
+    from dnnjpeg.evaluation.runtime import allocator_settings, tune_allocator
 
     if args.allocator != "default":
         tune_allocator()

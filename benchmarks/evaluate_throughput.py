@@ -11,8 +11,8 @@ Prints ratios measured in one run on the dev data (or a synthetic folder with --
     Debian's libjpeg-turbo-progs, else it is skipped);
 plus the JPEG round trip alone with threads vs processes vs inline.
 
-The evaluator runs the model with its batch norms folded (:mod:`dnnjpeg.batchnorm`) and tunes glibc's
-allocator before CPU inference (:mod:`dnnjpeg.runtime`); both speed the model itself up, so the naive
+The evaluator runs the model with its batch norms folded (:mod:`dnnjpeg.evaluation.batchnorm`) and tunes glibc's
+allocator before CPU inference (:mod:`dnnjpeg.evaluation.runtime`); both speed the model itself up, so the naive
 loops run twice: in a fresh child process with the model as published and the default allocator
 (``DNNJPEG_TUNE_MALLOC=0``; what the seed's script got, and the figure ratio (b) uses) and in this
 process with the evaluator's folded model and tuned allocator (``*_same_runtime``: what batching and
@@ -42,8 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dnnjpeg.codec import Codec, default_workers
-from dnnjpeg.evaluate import Evaluator
+from dnnjpeg.evaluation.codec import Codec, default_workers
+from dnnjpeg.evaluation.evaluate import Evaluator
 from dnnjpeg.qtable import QTable
 
 DEV = Path(os.environ.get("DNNJPEG_DEV_DATA", ROOT.parent / "shared" / "data" / "imagenet-sample-dev"))
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     out["codec_roundtrip_s"] = codec_times
 
     if not args.skip_naive:
-        from dnnjpeg.runtime import allocator_settings
+        from dnnjpeg.evaluation.runtime import allocator_settings
 
         out["allocator_tuned"] = bool(allocator_settings())
         child = naive_in_child(args)  # default allocator: the seed's situation

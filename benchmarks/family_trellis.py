@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from dnnjpeg import QTable
-    from dnnjpeg.bd_bootstrap import format_interval
-    from dnnjpeg.evaluate import Evaluator
-    from dnnjpeg.family_compare import heldout_results
-    from dnnjpeg.validate import evaluate_encoder_curve, family_bd_interval
+    from dnnjpeg.validation.bd_bootstrap import format_interval
+    from dnnjpeg.evaluation.evaluate import Evaluator
+    from dnnjpeg.validation.family_compare import heldout_results
+    from dnnjpeg.validation.validate import evaluate_encoder_curve, family_bd_interval
 
     qualities = [int(q) for q in args.qualities.split(",")]
     t0 = time.perf_counter()

@@ -55,9 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from dnnjpeg.curve import StandardCurve
-    from dnnjpeg.data import class_disjoint_split
-    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.evaluation.curve import StandardCurve
+    from dnnjpeg.evaluation.data import class_disjoint_split
+    from dnnjpeg.evaluation.evaluate import Evaluator
     from dnnjpeg.search import CURVE_QUALITIES, parse_objective, tune
 
     if not (Path(args.data) / "labels.csv").is_file() and not Path(args.data).is_dir():

@@ -33,7 +33,7 @@ if importlib.util.find_spec("dnnjpeg") is None:  # a checkout, not installed
 from ratecontrol_search import _load  # noqa: E402
 from recompress_throughput import DEFAULT_DATA  # noqa: E402
 
-from dnnjpeg.data import load_dataset  # noqa: E402
+from dnnjpeg.evaluation.data import load_dataset  # noqa: E402
 from dnnjpeg.ratecontrol import Criterion, RateControl, choose, load_classifiers  # noqa: E402
 
 

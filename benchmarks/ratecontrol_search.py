@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dnnjpeg.data import load_dataset
+from dnnjpeg.evaluation.data import load_dataset
 from dnnjpeg.ratecontrol import Criterion, RateControl, RungTable, choose, evaluate_rungs, load_classifiers
 from dnnjpeg.ratecontrol._policy import STRATEGIES
 from dnnjpeg.ratecontrol._simulate import simulate

@@ -17,9 +17,9 @@ as ``.npz`` in ``--workdir``).  Everything after that is arithmetic on those arr
 Two BD-rate methods are reported side by side:
 
 ``pchip``  (headline)
-    :func:`dnnjpeg.curve.bd_rate`, the project's: each curve sorted by rate, made monotone by an
+    :func:`dnnjpeg.evaluation.curve.bd_rate`, the project's: each curve sorted by rate, made monotone by an
     isotonic (pool-adjacent-violators) fit, log-rate as a PCHIP function of accuracy, averaged over
-    the common accuracy range.  Intervals from :func:`dnnjpeg.bd_bootstrap.bootstrap_bd`.
+    the common accuracy range.  Intervals from :func:`dnnjpeg.validation.bd_bootstrap.bootstrap_bd`.
 ``linear``  (the independent prototype's, ../shared/reference/measurement-notes.md)
     each curve made monotone by its running best (best accuracy at or below each rate), log-rate
     piecewise-linear in accuracy, averaged exactly over the common accuracy range
@@ -212,7 +212,7 @@ def bd_rate_linear(anchor: tuple[Any, Any], test: tuple[Any, Any], *, metric: st
 
 
 class _Point(NamedTuple):
-    """What :func:`dnnjpeg.bd_bootstrap.bootstrap_bd` reads of a Result."""
+    """What :func:`dnnjpeg.validation.bd_bootstrap.bootstrap_bd` reads of a Result."""
 
     indices: np.ndarray
     correct: np.ndarray
@@ -226,7 +226,7 @@ def _as_points(curve: Curve) -> list[_Point]:
 
 
 def _bd_pair(anchor: Curve, test: Curve, metric: str, method: str, sel: np.ndarray | None) -> float:
-    from dnnjpeg.curve import bd_rate
+    from dnnjpeg.evaluation.curve import bd_rate
 
     ab, ac, ak = anchor.means(sel)
     tb, tc, tk = test.means(sel)
@@ -240,7 +240,7 @@ def bd_interval(anchor: Curve, test: Curve, *, metric: str = "top1", resamples: 
                 confidence: float = 0.95) -> dict[str, Any]:
     """BD-rate of ``test`` against ``anchor`` (both on the same images) with paired bootstrap intervals.
 
-    ``pchip``: :func:`dnnjpeg.bd_bootstrap.bootstrap_bd` (the project's BD-rate, its bootstrap);
+    ``pchip``: :func:`dnnjpeg.validation.bd_bootstrap.bootstrap_bd` (the project's BD-rate, its bootstrap);
     ``linear``: :func:`bd_rate_linear` on the same draws (``numpy.random.default_rng(seed)``, one
     ``integers(0, n, n)`` per draw, as ``bootstrap_bd`` draws them).
 
@@ -248,8 +248,8 @@ def bd_interval(anchor: Curve, test: Curve, *, metric: str = "top1", resamples: 
         ``{"pchip": {...BDInterval fields...}, "linear": {"bd_rate", "ci_low", "ci_high", "prob_smaller",
         "dropped"}}`` (NaN as ``None``).
     """
-    from dnnjpeg.bd_bootstrap import bootstrap_bd
-    from dnnjpeg.stats import _percentile_ci
+    from dnnjpeg.validation.bd_bootstrap import bootstrap_bd
+    from dnnjpeg.validation.stats import _percentile_ci
 
     out: dict[str, Any] = {}
     if resamples > 0:
@@ -318,7 +318,7 @@ def iso_top1_saving(anchor: Curve, test: Curve, *, resamples: int = 2000, seed: 
     """Bytes of a one-point ``test`` (its first point) against the bytes ``anchor`` needs for the same top-1
     (:func:`bytes_at_top1`), in percent, with a paired bootstrap interval (draws where the anchor never
     reaches the test's top-1 are dropped and counted)."""
-    from dnnjpeg.stats import _percentile_ci
+    from dnnjpeg.validation.stats import _percentile_ci
 
     def one(sel: np.ndarray | None) -> tuple[float, float]:
         ab, ac, _ = anchor.means(sel)
@@ -427,7 +427,7 @@ def _exhaustive(spec: str, dataset: Any, models: Sequence[str], protocol: str, p
     pieces of :data:`CHUNK` images, each kept under ``partial`` (when given) so that a killed run resumes."""
     from PIL import Image
 
-    from dnnjpeg.models import get
+    from dnnjpeg.evaluation.models import get
     from dnnjpeg.ratecontrol import evaluate_rungs, get_ladder
 
     ladder = get_ladder(spec)
@@ -597,7 +597,7 @@ def analyse(tables: dict[str, Tables], models: Sequence[str], *, resamples: int 
                                                          keep_top1=keep, anchor=aspec))
 
     # 3. keep-top1 at a few tau against uncompressed top-1 and standard q20's mean size
-    from dnnjpeg.stats import bootstrap_mean_diff_ci
+    from dnnjpeg.validation.stats import bootstrap_mean_diff_ci
 
     q20 = _rung_of(std, 20)
     q20_bytes = std.nbytes[:, q20] if q20 is not None else None
@@ -724,7 +724,7 @@ def markdown(res: dict[str, Any]) -> str:
     moz = normalize_spec("mozjpeg")
     ch = _short(res["chooser"])
     L.append(f"Images: {res['n']}; chooser {ch}; tau: {len(res['taus'])} log-spaced values "
-             f"{res['taus'][0]:g}..{res['taus'][-1]:g} nats; BD-rate `pchip` = dnnjpeg.curve.bd_rate "
+             f"{res['taus'][0]:g}..{res['taus'][-1]:g} nats; BD-rate `pchip` = dnnjpeg.evaluation.curve.bd_rate "
              "(isotonic + PCHIP, "
              "headline), `linear` = the prototype's (running best + piecewise linear); [95% bootstrap interval over "
              f"images, {res.get('resamples', '?')} resamples].")
@@ -891,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    from dnnjpeg.data import load_dataset
+    from dnnjpeg.evaluation.data import load_dataset
 
     t_start = time.perf_counter()
     models = [m.strip() for m in args.models.split(",") if m.strip()]

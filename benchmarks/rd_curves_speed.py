@@ -1,8 +1,8 @@
 """How long does a ``fisher`` search take to design its first table, and which part costs what?
 
 Times, side by side on the same luma blocks, the curves :class:`dnnjpeg.search.fisher.FisherSearch` designs
-from: :func:`dnnjpeg.rdopt.rd_curves` with the run-blind proxy rate, the same with libjpeg's Huffman bits
-(the first rate pass), and the Huffman bits alone (:func:`dnnjpeg.jpegbits.coefficient_bits`, all the
+from: :func:`dnnjpeg.search.design.rdopt.rd_curves` with the run-blind proxy rate, the same with libjpeg's Huffman bits
+(the first rate pass), and the Huffman bits alone (:func:`dnnjpeg.search.design.jpegbits.coefficient_bits`, all the
 second pass recounts), each the best of ``--repeat`` runs, with ratios.  With ``--model``, also the whole
 set-up of a search (Fisher statistics at the decoded images, coefficients, curves of luma and of chroma at
 every subsampling, both passes): the time its first design takes.
@@ -33,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="also time a fisher search's set-up with this model")
     args = p.parse_args(argv)
 
-    from dnnjpeg.data import load_dataset
-    from dnnjpeg.fisher import block_coefficients
-    from dnnjpeg.jpegbits import coefficient_bits
-    from dnnjpeg.rdopt import STEP_GRID, rd_curves
+    from dnnjpeg.evaluation.data import load_dataset
+    from dnnjpeg.search.design.fisher_weights import block_coefficients
+    from dnnjpeg.search.design.jpegbits import coefficient_bits
+    from dnnjpeg.search.design.rdopt import STEP_GRID, rd_curves
 
     crops = load_dataset(args.data).crops()[: args.limit]
     luma, _ = block_coefficients(crops, "4:2:0")
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rd_curves, Huffman bits (first pass)       {huffman:6.2f} s   {huffman / proxy:5.2f}x the proxy's")
     print(f"Huffman bits alone (second pass recount)   {bits:6.2f} s   {bits / huffman:5.2f}x the first pass")
     if args.model:
-        from dnnjpeg.models import get
+        from dnnjpeg.evaluation.models import get
         from dnnjpeg.search import SearchContext
         from dnnjpeg.search.fisher import FisherSearch
 

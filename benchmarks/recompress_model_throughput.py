@@ -65,8 +65,8 @@ from recompress_throughput import DEFAULT_DATA, measured  # noqa: E402
 from dnnjpeg.batch import default_workers  # noqa: E402
 from dnnjpeg.batch import manifest as mf  # noqa: E402
 from dnnjpeg.batch.choices import RateControlTotals  # noqa: E402
-from dnnjpeg.data import load_dataset  # noqa: E402
-from dnnjpeg.jpegmarkers import metadata_segments  # noqa: E402
+from dnnjpeg.evaluation.data import load_dataset  # noqa: E402
+from dnnjpeg._jpegmarkers import metadata_segments  # noqa: E402
 
 #: the folder holding the dnnjpeg this script runs, when it is a checkout (the child processes get it too)
 CHECKOUT = Path(dnnjpeg.__file__).resolve().parents[1]

@@ -19,11 +19,12 @@ try:
 except PackageNotFoundError:  # running from a source checkout without install
     __version__ = "0.0.0+unknown"
 
+from . import _compat
+from ._zigzag import ZIGZAG, from_zigzag, to_zigzag
 from .errors import DnnjpegError
 from .families import Family, load, load_family, register_family, resolve_table, tables
 from .pillow_plugin import encode, register, save, to_jpeg_mode
 from .qtable import SUBSAMPLINGS, QTable, QTableError, SixteenBitTableWarning
-from .zigzag import ZIGZAG, from_zigzag, to_zigzag
 
 __all__ = [
     "SUBSAMPLINGS",
@@ -48,6 +49,8 @@ __all__ = [
     "to_jpeg_mode",
     "to_zigzag",
 ]
+
+_compat.install()
 
 
 def __getattr__(name: str):  # PEP 562: keep ``import dnnjpeg`` light

@@ -120,7 +120,7 @@ def check_trellis_mode(mode: str) -> None:
 class Encoder(Protocol):
     """Anything with a ``name``, ``encode(img) -> bytes`` (a JPEG file), ``meta`` and ``to_dict()``.
 
-    :meth:`dnnjpeg.evaluate.Evaluator.evaluate` accepts such an object in place of a table.
+    :meth:`dnnjpeg.evaluation.evaluate.Evaluator.evaluate` accepts such an object in place of a table.
     """
 
     name: str

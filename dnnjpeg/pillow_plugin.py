@@ -6,7 +6,7 @@ After ``dnnjpeg.register()``::
 
 writes a standard JPEG with the table's luma/chroma steps, unscaled: baseline unless
 ``progressive=True``.  With ``trellis=True`` mozjpeg chooses the coefficients (trellis
-quantization: fewer bytes for the same table, see docs/tuned-families.md); the file is
+quantization: fewer bytes for the same table, see research/tuned-families.md); the file is
 still baseline unless ``progressive=True``.
 
 Options (the one place they are documented):
@@ -259,8 +259,8 @@ def encode(im: Image.Image, table: Any = "standard", **options: Any) -> bytes:
 
 def _trellis_encode(im: Image.Image, **options: Any) -> bytes:
     """JPEG bytes written by mozjpeg (trellis quantization) with Pillow's metadata segments."""
+    from ._jpegmarkers import replace_metadata
     from .encoders import MozjpegEncoder, check_trellis_mode
-    from .jpegmarkers import replace_metadata
 
     kwargs = jpeg_save_kwargs(im, **options)
     out = to_jpeg_mode(im)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from ._standard import STD_CHROMA, STD_LUMA, quality_scale_factor, scale_table
+from ._zigzag import from_zigzag, to_zigzag
 from .advice import Fix, Fixable
-from .standard import STD_CHROMA, STD_LUMA, quality_scale_factor, scale_table
-from .zigzag import from_zigzag, to_zigzag
 
 __all__ = [
     "ALLOW_16BIT",

@@ -84,7 +84,7 @@ def make_image_folder(
     rows = []
     wnids: list[str] = []
     if layout == "wnid":
-        from .data import imagenet_wnids
+        from .evaluation.data import imagenet_wnids
 
         wnids = imagenet_wnids()
     for i in range(n):
@@ -138,11 +138,11 @@ class TinyNet(nn.Module):
 
 
 def tiny_classifier(num_classes: int = 1000, seed: int = 0, device: Any = "cpu", **kwargs: Any) -> Any:
-    """A deterministic random :class:`~dnnjpeg.models.Classifier` (a few ms per batch on CPU).
+    """A deterministic random :class:`~dnnjpeg.evaluation.models.Classifier` (a few ms per batch on CPU).
 
     Its predictions are arbitrary but depend smoothly on the pixels, so JPEG artefacts change
     them: good for testing evaluation and search mechanics, useless for accuracy claims.
     """
-    from .models import Classifier
+    from .evaluation.models import Classifier
 
     return Classifier.from_module(TinyNet(num_classes, seed), name=f"tiny{seed}", device=device, **kwargs)

@@ -34,7 +34,7 @@ from PIL import Image
 
 import dnnjpeg
 from dnnjpeg.cli import main as cli
-from dnnjpeg.models import get as get_model
+from dnnjpeg.evaluation.models import get as get_model
 from dnnjpeg.ratecontrol import evaluate_rungs, kl_divergence
 
 #: RGB photographs whose files ship inside scikit-image's wheel (no download needed).

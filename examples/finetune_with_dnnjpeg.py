@@ -4,7 +4,7 @@ The seed work's "retraining" direction: instead of (or besides) tuning the table
 network, tune the network for the table.  This script does a short, CPU-sized version.
 
 Split.  The dev set has one image per class, so held-out *images* are held-out *classes*:
-a class-disjoint split (``dnnjpeg.data.class_disjoint_split``, seed 0) puts 250 images in
+a class-disjoint split (``dnnjpeg.evaluation.data.class_disjoint_split``, seed 0) puts 250 images in
 training and 250 in evaluation.  No evaluation image, and no evaluation class, is ever used
 for training.
 
@@ -48,8 +48,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 import dnnjpeg
-import dnnjpeg.models
-from dnnjpeg.data import class_disjoint_split, load_dataset
+import dnnjpeg.evaluation.models
+from dnnjpeg.evaluation.data import class_disjoint_split, load_dataset
 from dnnjpeg.transforms import DNNJPEG
 from dnnjpeg.transforms.functional import dnnjpeg as jpeg_roundtrip
 
@@ -163,7 +163,7 @@ def main() -> int:
     }
     labels = torch.from_numpy(held.labels)
 
-    clf = dnnjpeg.models.get("efficientnet_lite0", device=device)
+    clf = dnnjpeg.evaluation.models.get("efficientnet_lite0", device=device)
     student = clf.module.to(memory_format=torch.channels_last)
     teacher = copy.deepcopy(student).eval().requires_grad_(False)
     before = evaluate(student, clf.preprocess, conditions, labels)

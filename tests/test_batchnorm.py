@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from dnnjpeg.batchnorm import fold_batchnorm
-from dnnjpeg.models import Classifier, get
+from dnnjpeg.evaluation.batchnorm import fold_batchnorm
+from dnnjpeg.evaluation.models import Classifier, get
 from dnnjpeg.testing import synthetic_image, tiny_classifier
 
 
@@ -124,7 +124,7 @@ def test_lite0_folded_agrees_and_pickles_by_name() -> None:
 
 
 def test_fold_check_runs_without_tf32_and_restores_the_settings() -> None:
-    from dnnjpeg.models import _without_tf32
+    from dnnjpeg.evaluation.models import _without_tf32
 
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True

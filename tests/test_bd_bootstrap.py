@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from dnnjpeg.bd_bootstrap import BDInterval, MembersAhead, bootstrap_bd, bootstrap_members_ahead
-from dnnjpeg.curve import bd_accuracy, bd_rate
-from dnnjpeg.evaluate import Result
-from dnnjpeg.stats import StatsError
+from dnnjpeg.validation.bd_bootstrap import BDInterval, MembersAhead, bootstrap_bd, bootstrap_members_ahead
+from dnnjpeg.evaluation.curve import bd_accuracy, bd_rate
+from dnnjpeg.evaluation.evaluate import Result
+from dnnjpeg.validation.stats import StatsError
 
 #: (mean bytes, top-1 probability) of a curve shaped like standard JPEG's for Lite0.
 POINTS = [(4000, 0.62), (5500, 0.74), (7000, 0.80), (9000, 0.83), (12000, 0.86), (18000, 0.88)]

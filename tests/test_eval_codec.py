@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnnjpeg.codec import Codec, as_qtable, decode, encode, roundtrip
+from dnnjpeg.evaluation.codec import Codec, as_qtable, decode, encode, roundtrip
 from dnnjpeg.qtable import QTable
 from dnnjpeg.testing import synthetic_image
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dnnjpeg.curve import (
+from dnnjpeg.evaluation.curve import (
     SEED_FITNESS,
     CurvePoint,
     Parabola,
@@ -130,7 +130,7 @@ def test_json_roundtrip_and_plot(tmp_path: Path) -> None:
 
 def test_compute_with_an_evaluator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
-    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.evaluation.evaluate import Evaluator
     from dnnjpeg.testing import make_image_folder, tiny_classifier
 
     monkeypatch.setenv("DNNJPEG_CACHE_DIR", str(tmp_path / "cache"))

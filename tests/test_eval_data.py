@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnnjpeg.data import (
+from dnnjpeg.evaluation.data import (
     BMP_BYTES_224,
     DataError,
     bmp_size,

@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dnnjpeg.data import load_dataset
-from dnnjpeg.evaluate import EvaluationError, Evaluator, Result
+from dnnjpeg.evaluation.data import load_dataset
+from dnnjpeg.evaluation.evaluate import EvaluationError, Evaluator, Result
 from dnnjpeg.qtable import QTable
 from dnnjpeg.testing import make_image_folder, tiny_classifier
 
@@ -172,7 +172,7 @@ def test_lite0_on_dev_subset(dev_data: Path) -> None:
 
 
 def test_codec_chunks_keep_batch_boundaries(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dnnjpeg.evaluate as evaluate_module
+    import dnnjpeg.evaluation.evaluate as evaluate_module
 
     ev = Evaluator(tiny_classifier(), folder, batch_size=3, workers=2, device="cpu")
     assert [len(c) for c in ev._chunks(np.arange(10))] == [10]  # 128 rounded up to whole batches

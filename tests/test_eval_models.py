@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from dnnjpeg import models
-from dnnjpeg.models import Classifier, ModelError, get, map_state_dict_by_position
+from dnnjpeg.evaluation import models
+from dnnjpeg.evaluation.models import Classifier, ModelError, get, map_state_dict_by_position
 from dnnjpeg.testing import TinyNet, synthetic_image, tiny_classifier
 
 

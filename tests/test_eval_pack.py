@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from dnnjpeg.cli import main
-from dnnjpeg.data import DataError, load_dataset
-from dnnjpeg.pack import PACK_MANIFEST, pack_dataset
+from dnnjpeg.evaluation.data import DataError, load_dataset
+from dnnjpeg.evaluation.pack import PACK_MANIFEST, pack_dataset
 
 
 @pytest.fixture()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from dnnjpeg import QTable
-from dnnjpeg.evaluate import PER_IMAGE_FIELDS
-from dnnjpeg.evaluation_store import EvaluationStore
+from dnnjpeg.evaluation.evaluate import PER_IMAGE_FIELDS
+from dnnjpeg.evaluation.store import EvaluationStore
 from dnnjpeg.search.psnr import PSNREvaluator, synthetic_photos
 
 

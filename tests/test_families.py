@@ -166,7 +166,7 @@ def test_recorded_command_builds_the_model_the_searches_used(path):
     import shlex
 
     from dnnjpeg.cli import build_parser
-    from dnnjpeg.models import get
+    from dnnjpeg.evaluation.models import get
 
     prov = json.loads(path.read_text())["provenance"]
     args = build_parser().parse_args(shlex.split(prov["command"])[1:])

@@ -19,7 +19,7 @@ import pytest
 from dnnjpeg import QTable
 from dnnjpeg.cli import main
 from dnnjpeg.families import Family
-from dnnjpeg.family_tune import FamilyTuneError, tune_family
+from dnnjpeg.search.family import FamilyTuneError, tune_family
 from dnnjpeg.search.storage import open_storage, parse_storage
 from dnnjpeg.testing import without_dates
 
@@ -67,7 +67,7 @@ def test_family_file_loads_and_members_are_size_matched(family_run, dev_data):
         assert prov[key] is not None, key
     assert prov["method"] in ("sorted", "shaped") and prov["methods_compared"] == ["sorted", "shaped"]
     assert prov["command"].startswith("dnnjpeg family ")
-    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.evaluation.evaluate import Evaluator
 
     ev = Evaluator("efficientnet_lite0", dev_data, limit=12)
     for q in fam.qualities:
@@ -138,10 +138,10 @@ def test_family_records_how_often_every_member_is_ahead(family_run):
 
 def test_how_many_images_example_remeasures_the_record_and_projects_larger_samples(family_run, dev_data, tmp_path,
                                                                                       capsys):
-    """examples/how_many_images.py: at the measured size it reproduces the family's own record."""
+    """research/how_many_images.py: at the measured size it reproduces the family's own record."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("how_many_images", EXAMPLES / "how_many_images.py")
+    spec = importlib.util.spec_from_file_location("how_many_images", EXAMPLES.parent / "research" / "how_many_images.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out, _, _ = family_run
@@ -171,7 +171,7 @@ def test_final_stage_reads_the_journals_without_new_evaluations(family_run):
 
 def test_rerun_of_a_finished_family_runs_no_model_and_writes_the_same_family(family_run, dev_data):
     """Journals and ``evaluations/`` hold everything: no table is encoded or evaluated again."""
-    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.evaluation.evaluate import Evaluator
 
     class CountingEvaluator(Evaluator):
         def __init__(self, *args, **kwargs):
@@ -297,9 +297,9 @@ def test_parallel_script_rejects_wrong_arguments():
 def test_compare_families_remeasures_the_heldout_curve_and_compares_paired(family_run, dev_data, tmp_path, capsys):
     """A family against itself: recorded held-out top-1 reproduced, zero differences; against a copy
     whose fold tables are standard JPEG's, the differences are those of independent evaluations."""
-    from dnnjpeg.data import class_disjoint_folds
-    from dnnjpeg.evaluate import Evaluator
-    from dnnjpeg.family_compare import compare_families
+    from dnnjpeg.evaluation.data import class_disjoint_folds
+    from dnnjpeg.evaluation.evaluate import Evaluator
+    from dnnjpeg.validation.family_compare import compare_families
 
     out, _, _ = family_run
     data = json.loads(out.read_text())
@@ -342,10 +342,10 @@ def test_compare_families_remeasures_the_heldout_curve_and_compares_paired(famil
 
 def test_heldout_results_through_another_encoder(family_run, dev_data):
     """The fold tables written by mozjpeg (trellis) instead of libjpeg, each on its held-out fold."""
-    from dnnjpeg.data import class_disjoint_folds
+    from dnnjpeg.evaluation.data import class_disjoint_folds
     from dnnjpeg.encoders import MozjpegEncoder
-    from dnnjpeg.evaluate import Evaluator
-    from dnnjpeg.family_compare import heldout_results
+    from dnnjpeg.evaluation.evaluate import Evaluator
+    from dnnjpeg.validation.family_compare import heldout_results
 
     out, _, _ = family_run
     data = json.loads(out.read_text())
@@ -366,8 +366,8 @@ def test_heldout_results_through_another_encoder(family_run, dev_data):
 
 
 def test_compare_families_refuses_other_data_and_untuned_files(family_run, dev_data, tmp_path):
-    from dnnjpeg.evaluate import Evaluator
-    from dnnjpeg.family_compare import FamilyCompareError, compare_families
+    from dnnjpeg.evaluation.evaluate import Evaluator
+    from dnnjpeg.validation.family_compare import FamilyCompareError, compare_families
 
     out, _, _ = family_run
     ev = Evaluator("efficientnet_lite0", dev_data, limit=10)
@@ -385,9 +385,9 @@ def test_compare_families_refuses_other_data_and_untuned_files(family_run, dev_d
 
 def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(family_run, dev_data, tmp_path, capsys):
     """``--writer trellis``: every candidate written with trellis quantization, standard JPEG still libjpeg's."""
-    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.evaluation.evaluate import Evaluator
     from dnnjpeg.families import find_family, tuned_writer
-    from dnnjpeg.family_compare import heldout_results
+    from dnnjpeg.validation.family_compare import heldout_results
 
     out = tmp_path / "lite0-trellis.json"
     args = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-trellis", "--qualities", "50",

@@ -1,4 +1,4 @@
-"""Fisher weights (dnnjpeg.fisher): the random-sign estimate against the exact Fisher diagonal, and the
+"""Fisher weights (dnnjpeg.search.design.fisher_weights): the random-sign estimate against the exact Fisher diagonal, and the
 coefficients against the ones libjpeg quantizes."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dnnjpeg.diffjpeg import block_dct, rgb_to_ycbcr, ycbcr_to_rgb
-from dnnjpeg.fisher import block_coefficients, fisher_statistics
-from dnnjpeg.gradient_tune import float_preprocess
-from dnnjpeg.models import Classifier
+from dnnjpeg.search.design.dct import block_dct, rgb_to_ycbcr, ycbcr_to_rgb
+from dnnjpeg.search.design.fisher_weights import block_coefficients, fisher_statistics
+from dnnjpeg.search.design.fisher_weights import float_preprocess
+from dnnjpeg.evaluation.models import Classifier
 
 
 def tiny_classifier(seed: int = 0) -> Classifier:

@@ -1,4 +1,4 @@
-"""Bits of baseline JPEG (dnnjpeg.jpegbits) against the files libjpeg writes through Pillow."""
+"""Bits of baseline JPEG (dnnjpeg.search.design.jpegbits) against the files libjpeg writes through Pillow."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from dnnjpeg import QTable
-from dnnjpeg.codec import encode
-from dnnjpeg.fisher import block_coefficients
-from dnnjpeg.jpegbits import block_bits, coefficient_bits, standard_code_lengths
-from dnnjpeg.rdopt import rd_curves
+from dnnjpeg.evaluation.codec import encode
+from dnnjpeg.search.design.fisher_weights import block_coefficients
+from dnnjpeg.search.design.jpegbits import block_bits, coefficient_bits, standard_code_lengths
+from dnnjpeg.search.design.rdopt import rd_curves
 
 
 @pytest.fixture(scope="module")

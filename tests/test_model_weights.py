@@ -17,7 +17,7 @@ pytest.importorskip("timm")
 pytest.importorskip("torchvision")
 
 from dnnjpeg.cli import build_parser, main
-from dnnjpeg.models import ModelError, get
+from dnnjpeg.evaluation.models import ModelError, get
 from dnnjpeg.testing import make_image_folder
 
 MODEL_COMMANDS = ["evaluate", "curve", "validate", "tune", "family", "crossval", "compare-families"]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from dnnjpeg import QTable, QTableError, SixteenBitTableWarning, from_zigzag, to_zigzag
-from dnnjpeg.zigzag import ZIGZAG
+from dnnjpeg._zigzag import ZIGZAG
 
 
 def test_zigzag_is_the_jpeg_order():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dnnjpeg.evaluate import _metrics
+from dnnjpeg.evaluation.evaluate import _metrics
 from dnnjpeg.ratecontrol import (
     DEFAULT_QUALITIES,
     Criterion,
@@ -208,7 +208,7 @@ def test_evaluate_rungs_native_matches_one_candidate_by_hand(tiny):
 
 
 def test_evaluate_rungs_crop224_encodes_the_crop(tiny):
-    from dnnjpeg.data import crop224
+    from dnnjpeg.evaluation.data import crop224
 
     imgs = [synthetic_image(7, (300, 260))]
     t = evaluate_rungs(imgs, "standard:30", [tiny], protocol="crop224")

@@ -197,7 +197,7 @@ def lite0():
 
 @pytest.fixture(scope="module")
 def dev_photos(dev_data):
-    from dnnjpeg.data import load_dataset
+    from dnnjpeg.evaluation.data import load_dataset
 
     files = load_dataset(dev_data).files[::125][:4]
     return [Image.open(f).convert("RGB") for f in files], [f.read_bytes() for f in files]

@@ -1,12 +1,12 @@
-"""RD-OPT table design (dnnjpeg.rdopt): the curves are the sums they claim, the choice is optimal."""
+"""RD-OPT table design (dnnjpeg.search.design.rdopt): the curves are the sums they claim, the choice is optimal."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dnnjpeg.fisher import block_coefficients
-from dnnjpeg.rdopt import STEP_GRID, rd_curves, rd_steps
+from dnnjpeg.search.design.fisher_weights import block_coefficients
+from dnnjpeg.search.design.rdopt import STEP_GRID, rd_curves, rd_steps
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_bad_arguments_are_named() -> None:
 
 
 def test_lam_for_rate_spends_the_budget_and_no_more(coefficients: np.ndarray) -> None:
-    from dnnjpeg.rdopt import lam_for_rate
+    from dnnjpeg.search.design.rdopt import lam_for_rate
 
     curves = rd_curves(coefficients, np.ones(64))
     for budget in (0.3, 0.6) * np.asarray(curves.totals([1] * 64)[1]):

@@ -2,7 +2,7 @@
 
 Real photos (scikit-image's samples, made small), the real EfficientNet-Lite weights and the real
 encoders; every KL the run reports is checked against an independent computation with
-``dnnjpeg.models.get("efficientnet_lite0")``.
+``dnnjpeg.evaluation.models.get("efficientnet_lite0")``.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _open_rgb(path: Path) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def lite0():
-    return dnnjpeg.models.get("efficientnet_lite0", device="cpu")
+    return dnnjpeg.evaluation.models.get("efficientnet_lite0", device="cpu")
 
 
 @pytest.fixture(scope="module")

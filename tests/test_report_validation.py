@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from dnnjpeg.cli import main
-from dnnjpeg.report import PLOTS, write_report
+from dnnjpeg.validation.report import PLOTS, write_report
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs_data]
 

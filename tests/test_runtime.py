@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dnnjpeg.runtime import tune_allocator
+from dnnjpeg.evaluation.runtime import tune_allocator
 
 glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt tuning is glibc-only"
@@ -21,7 +21,7 @@ glibc_only = pytest.mark.skipif(
 _PROBE = r"""
 import json, resource, sys
 import numpy as np
-import dnnjpeg.runtime as rt
+import dnnjpeg.evaluation.runtime as rt
 applied = rt.tune_allocator() if sys.argv[1] == "tune" else False
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -73,8 +73,8 @@ def test_bad_thresholds_raise(kwargs):
 @glibc_only
 def test_cpu_evaluator_tunes_its_process(tmp_path):
     code = (
-        "import json, dnnjpeg.runtime as rt\n"
-        "from dnnjpeg.evaluate import Evaluator\n"
+        "import json, dnnjpeg.evaluation.runtime as rt\n"
+        "from dnnjpeg.evaluation.evaluate import Evaluator\n"
         "from dnnjpeg.testing import make_image_folder, tiny_classifier\n"
         f"folder = make_image_folder({str(tmp_path / 'data')!r}, n=4)\n"
         "before = rt.allocator_settings()\n"

@@ -54,7 +54,7 @@ def test_tune_writes_a_table_with_provenance_and_reruns_add_the_difference(data,
 
 
 def test_no_fold_batchnorm_runs_the_model_as_given_and_is_recorded(data, tmp_path, capsys) -> None:
-    from dnnjpeg.models import get
+    from dnnjpeg.evaluation.models import get
 
     plain = get("efficientnet_lite0", device="cpu")
     folded_out, exact_out = tmp_path / "folded.json", tmp_path / "exact.json"

@@ -51,7 +51,7 @@ def tiny_classifier():
     """A small seeded CNN: methods that differentiate the model (``fisher``) get a real one to work on."""
     import torch
 
-    from dnnjpeg.models import Classifier
+    from dnnjpeg.evaluation.models import Classifier
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.AdaptiveAvgPool2d(2),

@@ -45,7 +45,7 @@ def test_fisher_weights_need_the_model() -> None:
 
 
 def test_tuning_run_designs_from_the_real_model(dev_data) -> None:
-    from dnnjpeg.evaluate import Evaluator
+    from dnnjpeg.evaluation.evaluate import Evaluator
 
     ev = Evaluator("efficientnet_lite0", dev_data, limit=6, workers=1)
     res = tune(ev, "fisher", budget=5, objective="size-matched-kl:50", quality=50, project=True, space="separate",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dnnjpeg import QTable
-from dnnjpeg.curve import StandardCurve
+from dnnjpeg.evaluation.curve import StandardCurve
 from dnnjpeg.search import Box, SearchError, SearchSpace, SearchSpaceError, parse_objective
 from dnnjpeg.search.objectives import Fitness, SizeMatched, TargetAccuracy
 from dnnjpeg.search.psnr import PSNREvaluator, synthetic_photos

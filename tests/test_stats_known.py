@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dnnjpeg.stats import (
+from dnnjpeg.validation.stats import (
     StatsError,
     bootstrap_delta_at_rate,
     bootstrap_mean_diff_ci,

@@ -14,7 +14,7 @@ import dnnjpeg
 from dnnjpeg import QTable, QTableError
 from dnnjpeg.cli import main
 from dnnjpeg.encoders import MozjpegEncoder
-from dnnjpeg.jpegmarkers import JpegStructureError, metadata_segments, replace_metadata
+from dnnjpeg._jpegmarkers import JpegStructureError, metadata_segments, replace_metadata
 
 
 def _reopen(data: bytes) -> Image.Image:

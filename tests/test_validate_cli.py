@@ -1,4 +1,4 @@
-"""``dnnjpeg validate`` and :func:`dnnjpeg.validate.validate` with real Lite0, real libjpeg and mozjpeg,
+"""``dnnjpeg validate`` and :func:`dnnjpeg.validation.validate.validate` with real Lite0, real libjpeg and mozjpeg,
 on 16 dev images (small, so fast; the numbers themselves are noise, the known answers are exact)."""
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def test_text_summary_gives_the_family_bd_rate_with_its_interval(capsys, dev_dat
 
 
 def test_python_api_agrees_with_the_standard_curve(dev_data, tmp_path):
-    from dnnjpeg.curve import StandardCurve
-    from dnnjpeg.evaluate import Evaluator
-    from dnnjpeg.validate import validate
+    from dnnjpeg.evaluation.curve import StandardCurve
+    from dnnjpeg.evaluation.evaluate import Evaluator
+    from dnnjpeg.validation.validate import validate
 
     # a family made of standard tables at the swept qualities: its BD-rate against standard JPEG must be 0
     qualities = [10, 40, 70]

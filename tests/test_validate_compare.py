@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-from dnnjpeg.evaluate import Result
-from dnnjpeg.validate import ValidationError, compare, curve_points
+from dnnjpeg.evaluation.evaluate import Result
+from dnnjpeg.validation.validate import ValidationError, compare, curve_points
 
 N = 200
 BMP = 150582
@@ -97,14 +97,14 @@ def test_curve_points_carry_wilson_intervals(standard):
 
 
 def test_bd_rate_of_a_curve_against_itself_is_zero(standard):
-    from dnnjpeg.validate import family_bd_rate
+    from dnnjpeg.validation.validate import family_bd_rate
 
     assert family_bd_rate(standard, standard) == (0.0, 0.0)
     assert family_bd_rate(standard, {50: standard[50]}) == (None, None)  # one member: no curve
 
 
 def test_bd_interval_of_a_curve_against_itself_is_zero_and_needs_two_members(standard):
-    from dnnjpeg.validate import family_bd_interval
+    from dnnjpeg.validation.validate import family_bd_interval
 
     iv = family_bd_interval(standard, standard, resamples=100)
     assert (iv["bd_rate"], iv["ci_low"], iv["ci_high"], iv["dropped"]) == (0.0, 0.0, 0.0, 0)
@@ -114,7 +114,7 @@ def test_bd_interval_of_a_curve_against_itself_is_zero_and_needs_two_members(sta
 def test_bd_rate_at_equal_kl_counts_the_bytes_of_the_same_divergence(standard):
     from dataclasses import replace
 
-    from dnnjpeg.validate import family_bd_interval, family_bd_rate
+    from dnnjpeg.validation.validate import family_bd_interval, family_bd_rate
 
     curve = {q: replace(r, kl=1000.0 / r.bytes) for q, r in standard.items()}  # KL falls as bytes grow
     smaller = {q: replace(r, bytes=0.9 * r.bytes) for q, r in curve.items()}  # same KL in 10% fewer bytes

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dnnjpeg.cli import main
-from dnnjpeg.crossval import CrossvalError, format_table, parse_method
+from dnnjpeg.validation.crossval import CrossvalError, format_table, parse_method
 
 
 def test_parse_method():

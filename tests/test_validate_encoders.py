@@ -15,7 +15,7 @@ from dnnjpeg.encoders import EncoderError, encoder_families, get_family, make_en
 
 @pytest.fixture(scope="module")
 def crop(photo) -> np.ndarray:
-    from dnnjpeg.data import crop224
+    from dnnjpeg.evaluation.data import crop224
 
     return crop224(photo)
 

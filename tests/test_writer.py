@@ -9,7 +9,7 @@ import pytest
 
 import dnnjpeg
 from dnnjpeg.encoders import EncoderError, make_encoder
-from dnnjpeg.evaluate import Evaluator
+from dnnjpeg.evaluation.evaluate import Evaluator
 from dnnjpeg.search import SearchError, tune
 from dnnjpeg.testing import make_image_folder, tiny_classifier
 

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 from PIL import Image, UnidentifiedImageError
 
-from ..jpegmarkers import metadata_segments
+from .._jpegmarkers import metadata_segments
 from ..pillow_plugin import encode, jpeg_save_kwargs, to_jpeg_mode
 from ..qtable import QTable
 from .plan import TMP_PREFIX, Task
@@ -792,7 +792,7 @@ def _frame_components(data: bytes) -> bytes | None:
 def with_metadata(coded: bytes, metadata: dict[str, Any]) -> bytes:
     """``coded`` (a rung's bytes, pixels only) carrying the metadata Pillow writes for ``metadata``
     (EXIF, ICC profile, XMP, comment, JFIF density), as the trellis path does
-    (:func:`dnnjpeg.jpegmarkers.replace_metadata`).  The segments that say how the pixels are
+    (:func:`dnnjpeg._jpegmarkers.replace_metadata`).  The segments that say how the pixels are
     coded stay the encoder's: an Adobe APP14 segment is kept, and the JFIF APP0 segment (which
     holds the density, and tells decoders the pixels are YCbCr or gray) is written when the
     encoder wrote one, or wrote none but coded YCbCr or gray (component ids 1, 2, 3; jpegli).

@@ -24,9 +24,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..bd_bootstrap import format_interval
-    from ..family_compare import compare_families
-    from ..report import format_p, format_pct
+    from ..validation.bd_bootstrap import format_interval
+    from ..validation.family_compare import compare_families
+    from ..validation.report import format_p, format_pct
 
     if args.resamples is not None and args.resamples < 1:
         print(f"dnnjpeg compare-families: --resamples must be >= 1, got {args.resamples}", file=sys.stderr)

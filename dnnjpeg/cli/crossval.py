@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..crossval import crossval, format_table, parse_method
+    from ..validation.crossval import crossval, format_table, parse_method
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:

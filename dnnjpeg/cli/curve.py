@@ -38,7 +38,7 @@ def parse_qualities(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..curve import StandardCurve
+    from ..evaluation.curve import StandardCurve
 
     qualities = parse_qualities(args.qualities)
     args.json = False

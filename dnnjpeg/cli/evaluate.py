@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from . import register_command
 
 if TYPE_CHECKING:
-    from ..evaluate import Evaluator
+    from ..evaluation.evaluate import Evaluator
     from ..qtable import QTable
 
 
@@ -41,7 +41,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_weights_argument(parser: argparse.ArgumentParser) -> None:
-    """``--weights PATH``: a torchvision:/timm: model's weights from a file (``dnnjpeg.models.get(weights=...)``)."""
+    """``--weights PATH``: a torchvision:/timm: model's weights from a file (``dnnjpeg.evaluation.models.get(weights=...)``)."""
     parser.add_argument(
         "--weights",
         default=None,
@@ -82,13 +82,13 @@ def require_baseline(table: QTable, name: str) -> QTable:
 
 
 def make_evaluator(args: argparse.Namespace, **overrides: Any) -> Evaluator:
-    """The :class:`~dnnjpeg.evaluate.Evaluator` a command's model and data options describe.
+    """The :class:`~dnnjpeg.evaluation.evaluate.Evaluator` a command's model and data options describe.
 
     ``overrides`` replace the keyword arguments taken from ``args`` (e.g. ``workers`` where a command
     names its JPEG threads differently, ``backend``, ``progress``).
     """
-    from ..evaluate import Evaluator
-    from ..models import get
+    from ..evaluation.evaluate import Evaluator
+    from ..evaluation.models import get
 
     model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None,
                 weights=getattr(args, "weights", None))

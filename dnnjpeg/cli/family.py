@@ -73,7 +73,7 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..family_tune import tune_family
+    from ..search.family import tune_family
     from .curve import parse_qualities
 
     qualities = parse_qualities(args.qualities)
@@ -120,7 +120,7 @@ def format_summary(family: dict) -> str:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:+.1f}%"
 
-    from ..bd_bootstrap import format_interval as interval
+    from ..validation.bd_bootstrap import format_interval as interval
 
     lines.append(f"BD-rate vs standard JPEG: cross-validated {pct(fm['crossval_bd_rate_vs_standard'])}"
                  f"{interval(fm.get('crossval_bd_interval_vs_standard'))}, "
@@ -142,7 +142,7 @@ def format_summary(family: dict) -> str:
 
 def format_members_ahead(ahead: dict) -> str:
     """One line: are all members ahead of standard JPEG at their quality (held out), and how often a
-    resample of the images says so (:func:`~dnnjpeg.bd_bootstrap.bootstrap_members_ahead`)."""
+    resample of the images says so (:func:`~dnnjpeg.validation.bd_bootstrap.bootstrap_members_ahead`)."""
     each = ", ".join(f"q{q} {100 * p:.0f}%" for q, p in zip(ahead["qualities"], ahead["prob_ahead"]))
     behind = [f"q{q}" for q, ok in zip(ahead["qualities"], ahead["ahead"]) if not ok]
     state = "every member ahead" if not behind else f"behind or level: {', '.join(behind)}"

@@ -19,8 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
-    from ..pack import pack_dataset
+    from ..evaluation.data import load_dataset
+    from ..evaluation.pack import pack_dataset
 
     out = pack_dataset(args.data, args.out, limit=args.limit, progress=args.progress or sys.stderr.isatty())
     ds = load_dataset(out)

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DnnjpegError
+from ..evaluation.curve import SEARCH_CURVE_QUALITIES
 from . import register_command
 from .evaluate import add_fold_argument, add_weights_argument, add_writer_argument, make_evaluator
 
 METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, fisher, fisher-each, nsga2, shaped (see docs/search.md)"
-CURVE_DEFAULT = "10,20,30,40,50,60,70,80,90,95"
+CURVE_DEFAULT = ",".join(map(str, SEARCH_CURVE_QUALITIES))
 
 
 @register_command("tune", help="search a quantization table for a model (resumable; several workers may share a study)")
@@ -43,7 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(the search explores table shapes only; see docs/search.md)")
     parser.add_argument("--curve", default=None, help="standard curve JSON from `dnnjpeg curve` (same model and images)")
     parser.add_argument("--curve-qualities", default=CURVE_DEFAULT,
-                        help="standard qualities measured for the objective's curve (default 10..90 by 10, 95)")
+                        help="standard qualities measured for the objective's curve (default %(default)s)")
     parser.add_argument("--fidelity", default=None, metavar="MIN[:ETA]",
                         help="successive halving: evaluate on MIN images first, prune the worse, ETA times more "
                         "images per rung (default ETA 3)")

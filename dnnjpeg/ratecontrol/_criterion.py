@@ -1,7 +1,7 @@
 """When does a model read a candidate encoding "the same" as the original?
 
 ``KL(p_ref || p_cand) <= max_kl`` (nats, softmax of the logits, float64 as in
-:func:`dnnjpeg.evaluate._metrics`), and optionally the same top-1 class (``keep_top1``) or the same
+:func:`dnnjpeg.evaluation.evaluate._metrics`), and optionally the same top-1 class (``keep_top1``) or the same
 set of ``top_k`` classes (order inside the set free).
 
 Example:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..codec import default_workers
+from ..evaluation.codec import default_workers
 from ._ladder import Rung, pixels
 from ._options import RateControl
 
@@ -23,10 +23,10 @@ __all__ = ["Engine", "decode_image", "load_classifiers"]
 
 
 def load_classifiers(rc: RateControl) -> list[Any]:
-    """``rc.models`` as :class:`~dnnjpeg.models.Classifier` objects on ``rc.device`` (CUDA when available),
-    batch norms folded (:meth:`~dnnjpeg.models.Classifier.fold_batchnorm`).  Load once, pass to
+    """``rc.models`` as :class:`~dnnjpeg.evaluation.models.Classifier` objects on ``rc.device`` (CUDA when available),
+    batch norms folded (:meth:`~dnnjpeg.evaluation.models.Classifier.fold_batchnorm`).  Load once, pass to
     :func:`~dnnjpeg.ratecontrol.choose` as ``classifiers=`` for every call."""
-    from ..models import Classifier, get
+    from ..evaluation.models import Classifier, get
 
     out = []
     for m in rc.models:
@@ -60,7 +60,7 @@ class Engine:
             if c.transform is None:
                 raise ValueError(f"model {c.name} has no transform (its own resize/crop) for the native protocol")
         if any(getattr(c.device, "type", str(c.device)) == "cpu" for c in self.classifiers):
-            from ..runtime import tune_allocator
+            from ..evaluation.runtime import tune_allocator
 
             tune_allocator()
 

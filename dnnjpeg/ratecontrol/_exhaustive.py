@@ -4,7 +4,7 @@ Example (a tiny random model, 2 images, 3 rungs)::
 
     >>> import torch
     >>> from PIL import Image
-    >>> from dnnjpeg.models import Classifier
+    >>> from dnnjpeg.evaluation.models import Classifier
     >>> torch.manual_seed(0) and None
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
     ...                           torch.nn.Linear(4, 10))
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..data import crop224
+from ..evaluation.data import crop224
 from ._criterion import Criterion, kl_divergence
 from ._engine import Engine, decode_image
 from ._ladder import Ladder, get_ladder
@@ -106,13 +106,13 @@ def evaluate_rungs(
     Args:
         images: PIL images (the decoded sources).
         ladder: a spec string or a :class:`Ladder`.
-        classifiers: :class:`~dnnjpeg.models.Classifier` objects (or names for :func:`dnnjpeg.models.get`).
+        classifiers: :class:`~dnnjpeg.evaluation.models.Classifier` objects (or names for :func:`dnnjpeg.evaluation.models.get`).
         protocol: ``"native"`` (default) or ``"crop224"`` (see :data:`PROTOCOLS`).
         batch_size: images per model call.
         top_k: how many highest classes to keep per candidate (for ``Criterion.top_k`` up to this).
         workers: codec threads (default: usable cores).
     """
-    from ..models import get
+    from ..evaluation.models import get
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")

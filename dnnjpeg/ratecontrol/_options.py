@@ -27,7 +27,7 @@ class RateControl:
     """Everything :func:`~dnnjpeg.ratecontrol.choose` needs besides the images (plain, picklable values).
 
     Args:
-        models: model names for :func:`dnnjpeg.models.get` (or :class:`~dnnjpeg.models.Classifier`
+        models: model names for :func:`dnnjpeg.evaluation.models.get` (or :class:`~dnnjpeg.evaluation.models.Classifier`
             objects); every one must hold.
         criterion: when a model reads a candidate the same (:class:`Criterion`); default ``max_kl=0.05``.
         ladder: a ladder spec (:func:`~dnnjpeg.ratecontrol.get_ladder`), default ``"standard"``.
@@ -89,7 +89,7 @@ class RateControl:
 
 
 def _check_models(models: tuple[Any, ...]) -> None:
-    from ..models import Classifier, available
+    from ..evaluation.models import Classifier, available
 
     if not models:
         raise ValueError("models must name at least one model")

@@ -58,7 +58,7 @@ class SearchContext:
     Attributes:
         images: the images that will be compressed (``(N, H, W, 3)`` uint8 array or a list of
             arrays): DeepN-JPEG derives its table from their DCT statistics.
-        classifier: the :class:`~dnnjpeg.models.Classifier` being tuned for (``fisher`` differentiates
+        classifier: the :class:`~dnnjpeg.evaluation.models.Classifier` being tuned for (``fisher`` differentiates
             it; the runner passes the evaluator's).
         quality: the standard JPEG quality every candidate will be size-matched to, when the search
             is projected (``tune(..., project=True)``); ``fisher`` designs around that size.

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._zigzag import ZIGZAG
 from ..qtable import QTable
-from ..zigzag import ZIGZAG
 from ._optuna import quiet_optuna
 from .base import SearchError, SearchMethod, Value, derive_seed, register_method, top_tables
 from .bounded import default_startup

@@ -1,10 +1,10 @@
 """``fisher``: tables designed for the model by rate-distortion optimisation, with a searched correction.
 
-The method asks the model which DCT coefficients matter (:mod:`dnnjpeg.fisher`: the Fisher
+The method asks the model which DCT coefficients matter (:mod:`dnnjpeg.search.design.fisher_weights`: the Fisher
 information of its prediction, per block and frequency, from a few backward passes over the tuning
 images), then designs tables the way RD-OPT designs them for mean squared error
-(:mod:`dnnjpeg.rdopt`): each step minimises its frequency's Fisher-weighted squared error plus
-``lam`` times its bits.  The bits are libjpeg's (standard Huffman tables, :mod:`dnnjpeg.jpegbits`)
+(:mod:`dnnjpeg.search.design.rdopt`): each step minimises its frequency's Fisher-weighted squared error plus
+``lam`` times its bits.  The bits are libjpeg's (standard Huffman tables, :mod:`dnnjpeg.search.design.jpegbits`)
 with the zero runs of the size being designed for -- standard JPEG at the quality the candidates
 are size-matched to (``context.quality``, else ``base_quality``), then, in a second pass, the
 uncorrected design that spends as many modeled bits -- and the Fisher weights are taken at the
@@ -38,7 +38,7 @@ serves all components.
 Options:
     weights: ``"fisher"`` (default; needs ``context.classifier``) or ``"mse"``.
     rate: ``"huffman"`` (default: libjpeg's bits with the zero runs of the size designed for) or
-        ``"proxy"`` (run-blind, :mod:`dnnjpeg.diffjpeg`'s; undercharges isolated coefficients).
+        ``"proxy"`` (run-blind, :mod:`dnnjpeg.search.design.dct`'s; undercharges isolated coefficients).
     rate_passes: passes of the Huffman rate (default 2: runs of standard JPEG, then of the design).
     fisher_at: ``"decoded"`` (default: the images as standard JPEG at the designed-for size decodes
         them) or ``"original"``.
@@ -134,8 +134,8 @@ class FisherSearch(SearchMethod):
     def _curves_for(self, subsampling: str) -> tuple[Any, Any, float]:
         """RD curves of luma and chroma at ``subsampling``, and the ``lam`` unit (all subsamplings at once)."""
         if not self._curves:
-            from ..fisher import block_coefficients, fisher_statistics
-            from ..rdopt import rd_curves
+            from .design.fisher_weights import block_coefficients, fisher_statistics
+            from .design.rdopt import rd_curves
 
             o = self.options
             images = self.context.images
@@ -148,7 +148,7 @@ class FisherSearch(SearchMethod):
             if o["weights"] == "fisher":
                 at = images
                 if o["fisher_at"] == "decoded":  # the model's sensitivity at the size being designed for
-                    from ..codec import Codec
+                    from ..evaluation.codec import Codec
 
                     at, _ = Codec().roundtrip_batch(images, reference.replace(subsampling="4:2:0"))
                 stats = fisher_statistics(self.context.classifier, at, subs, draws=int(o["draws"]), seed=self.seed)
@@ -172,7 +172,7 @@ class FisherSearch(SearchMethod):
         return self._curves[subsampling]
 
     def _refined_reference(self, luma: Any, chroma: Any, ref_y: Any, ref_c: Any) -> tuple[np.ndarray, np.ndarray]:
-        from ..rdopt import RDCurves, rd_steps_for_rate
+        from .design.rdopt import RDCurves, rd_steps_for_rate
 
         if self._single:
             both = RDCurves(luma.distortion + chroma.distortion, luma.rate + chroma.rate, luma.steps)
@@ -182,7 +182,7 @@ class FisherSearch(SearchMethod):
         return y, c
 
     def _design(self, u: np.ndarray, sub_index: int) -> QTable:
-        from ..rdopt import RDCurves, rd_steps
+        from .design.rdopt import RDCurves, rd_steps
 
         (llo, lhi), (clo, chi), (tlo, thi) = (self._ranges[k] for k in ("lam", "chroma_weight", "tilt"))
         lam = math.exp(math.log(llo) + u[0] * (math.log(lhi) - math.log(llo)))
@@ -236,7 +236,7 @@ class FisherSearch(SearchMethod):
 
 def _recount(curves: Any, coefficients: np.ndarray, reference: np.ndarray, component: str) -> Any:
     """``curves`` with the bits counted again with the zero runs of ``reference``."""
-    from ..jpegbits import coefficient_bits
+    from .design.jpegbits import coefficient_bits
 
     return dataclasses.replace(curves, rate=coefficient_bits(coefficients, reference, component, steps=curves.steps))
 

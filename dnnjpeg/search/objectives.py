@@ -5,7 +5,7 @@ Every objective is written ``KIND[-SIGNAL][:ARG]`` (``dnnjpeg tune --objective``
 ``fitness`` (default)
     The seed's objective: ``signal - fitness(CR)``, where the fitness parabola is fitted to
     standard JPEG's ``signal`` vs CR at qualities 10..95 on the same images
-    (:meth:`dnnjpeg.curve.StandardCurve.objective`).  Positive = above the standard curve.
+    (:meth:`dnnjpeg.evaluation.curve.StandardCurve.objective`).  Positive = above the standard curve.
 ``size-matched:Q``
     Best accuracy at the size of standard quality ``Q``:
     ``(signal - signal_Q) - w * s * max(0, ln(bytes / bytes_Q))``: the gain over standard ``Q``
@@ -123,7 +123,7 @@ class Objective:
         return ()
 
     def bind(self, curve: Any) -> Objective:
-        """A copy that uses ``curve`` (a :class:`dnnjpeg.curve.StandardCurve` on the same images)."""
+        """A copy that uses ``curve`` (a :class:`dnnjpeg.evaluation.curve.StandardCurve` on the same images)."""
         bound = replace(self, curve=curve)
         bound._prepare()
         return bound
@@ -153,7 +153,7 @@ class Fitness(Objective):
     """``signal - fitness(CR)`` (the seed's objective with ``signal="top1"``).
 
     Example:
-        >>> from dnnjpeg.curve import StandardCurve, CurvePoint
+        >>> from dnnjpeg.evaluation.curve import StandardCurve, CurvePoint
         >>> pts = [CurvePoint(q, a, a, a, 1 - a, 0.1, b, 150582 / b, 0.1, 100)
         ...        for q, a, b in [(10, 0.6, 3000), (50, 0.8, 7000), (90, 0.88, 17000)]]
         >>> f = Fitness().bind(StandardCurve(pts))
@@ -173,7 +173,7 @@ class SizeMatched(Objective):
     """Gain over standard quality ``quality`` at no more than its size (see the module docstring).
 
     Example:
-        >>> from dnnjpeg.curve import StandardCurve, CurvePoint
+        >>> from dnnjpeg.evaluation.curve import StandardCurve, CurvePoint
         >>> pts = [CurvePoint(q, a, a, a, 1 - a, 0.1, b, 150582 / b, 0.1, 100)
         ...        for q, a, b in [(10, 0.6, 3000), (50, 0.8, 7000), (90, 0.88, 17000)]]
         >>> o = SizeMatched(quality=50).bind(StandardCurve(pts))
@@ -219,7 +219,7 @@ class TargetAccuracy(Objective):
     """Log-size saving against standard JPEG at top-1 ``accuracy`` (see the module docstring).
 
     Example:
-        >>> from dnnjpeg.curve import StandardCurve, CurvePoint
+        >>> from dnnjpeg.evaluation.curve import StandardCurve, CurvePoint
         >>> pts = [CurvePoint(q, a, a, a, 1 - a, 0.1, b, 150582 / b, 0.1, 100)
         ...        for q, a, b in [(10, 0.6, 3000), (50, 0.8, 7000), (90, 0.88, 17000)]]
         >>> o = TargetAccuracy(accuracy=0.8).bind(StandardCurve(pts))

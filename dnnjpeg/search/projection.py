@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codec import as_qtable
+from ..evaluation.codec import as_qtable
 from ..qtable import QTable
 
 __all__ = ["SizeProjectedEvaluator", "project_to_size", "scale_table"]
@@ -139,7 +139,7 @@ class SizeProjectedEvaluator:
     Everything else (model, dataset, fingerprints, ``sizes``) is the wrapped evaluator's.
 
     Args:
-        evaluator: a :class:`dnnjpeg.evaluate.Evaluator` (or anything with ``evaluate`` and ``sizes``).
+        evaluator: a :class:`dnnjpeg.evaluation.evaluate.Evaluator` (or anything with ``evaluate`` and ``sizes``).
         quality: the standard JPEG quality whose mean size (on ``evaluator``'s images) is the target.
         tolerance: accepted relative shortfall below the target size.
     """

@@ -1,8 +1,8 @@
 """A torch-free evaluator that scores pixel fidelity (PSNR) instead of a classifier.
 
 :class:`PSNREvaluator` has the interface :func:`dnnjpeg.search.tune` uses from
-:class:`dnnjpeg.evaluate.Evaluator` (``evaluate``, ``evaluate_standard``, ``sizes``, ``subset``,
-``images``, ``n``) and returns real :class:`dnnjpeg.evaluate.Result` objects, computed with real
+:class:`dnnjpeg.evaluation.evaluate.Evaluator` (``evaluate``, ``evaluate_standard``, ``sizes``, ``subset``,
+``images``, ``n``) and returns real :class:`dnnjpeg.evaluation.evaluate.Result` objects, computed with real
 libjpeg round trips (Pillow).  It makes the search engine usable without a model: to tune tables
 for PSNR, in examples and doctests, and in fast tests.  Per image:
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..codec import as_qtable, roundtrip
-from ..data import bmp_size
+from ..evaluation.codec import as_qtable, roundtrip
+from ..evaluation.data import bmp_size
 from ..qtable import QTable
 from .base import SearchError
 
@@ -113,8 +113,8 @@ class PSNREvaluator:
         return idx
 
     def evaluate(self, table: Any = None, indices: Sequence[int] | np.ndarray | None = None) -> Any:
-        """A :class:`dnnjpeg.evaluate.Result` for ``table`` (``None``: uncompressed)."""
-        from ..evaluate import Result
+        """A :class:`dnnjpeg.evaluation.evaluate.Result` for ``table`` (``None``: uncompressed)."""
+        from ..evaluation.evaluate import Result
 
         t0 = time.perf_counter()
         qt = as_qtable(table)
@@ -163,7 +163,7 @@ class PSNREvaluator:
 
     def sizes(self, table: Any, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """JPEG bytes per image."""
-        from ..codec import encode
+        from ..evaluation.codec import encode
 
         qt = as_qtable(table)
         return np.array([len(encode(self._images[int(i)], qt)) for i in self._idx(indices)], dtype=np.int64)

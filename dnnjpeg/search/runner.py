@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..evaluation.curve import SEARCH_CURVE_QUALITIES
 from ..qtable import QTable
 from ._optuna import quiet_optuna
 from .base import SearchContext, SearchError, derive_seed, make_method, method_class
@@ -66,7 +67,7 @@ __all__ = [
 MAX_REPEATS = 25
 
 #: Standard qualities measured for the objective's reference curve by default (the seed's 10..95).
-CURVE_QUALITIES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+CURVE_QUALITIES: tuple[int, ...] = SEARCH_CURVE_QUALITIES
 
 
 def stream_seed(seed: int, stream: int) -> int:
@@ -195,7 +196,7 @@ def evaluator_identity(evaluator: Any) -> dict[str, Any]:
 
 
 def _concat(a: Any, b: Any) -> Any:
-    from ..evaluate import PER_IMAGE_FIELDS
+    from ..evaluation.evaluate import PER_IMAGE_FIELDS
 
     parts = {f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in PER_IMAGE_FIELDS}
     return dataclasses.replace(a, **parts, seconds=a.seconds + b.seconds, extra=dict(a.extra))
@@ -479,7 +480,7 @@ class _Progress:
 
 # -- curve ------------------------------------------------------------------------------------------
 def _load_curve(curve: Any) -> Any:
-    from ..curve import StandardCurve
+    from ..evaluation.curve import StandardCurve
 
     if curve is None or isinstance(curve, StandardCurve):
         return curve
@@ -490,7 +491,7 @@ def _load_curve(curve: Any) -> Any:
 
 
 def _extend_curve(curve: Any, evaluator: Any, qualities: Sequence[int]) -> Any:
-    from ..curve import CurvePoint, StandardCurve
+    from ..evaluation.curve import CurvePoint, StandardCurve
 
     have = set(curve.qualities.tolist())
     missing = sorted(set(qualities) - have)
@@ -503,7 +504,7 @@ def _extend_curve(curve: Any, evaluator: Any, qualities: Sequence[int]) -> Any:
 
 def _study_curve(study: Any, evaluator: Any, ident: Mapping[str, Any], objective: Objective, curve: Any,
                  qualities: Sequence[int], progress: bool) -> Any:
-    from ..curve import StandardCurve
+    from ..evaluation.curve import StandardCurve
 
     need = sorted(set(objective.required_qualities()))
     stored = study.user_attrs.get(CURVE_KEY)
@@ -533,7 +534,7 @@ def _rung_objectives(study: Any, evaluator: Any, objective: Objective, curve: An
     """The objective of each partial rung, bound to standard JPEG's curve on that rung's images
     (measured once per study and stored in it), so a rung scores candidates as the full objective
     would on those images."""
-    from ..curve import StandardCurve
+    from ..evaluation.curve import StandardCurve
 
     order = fidelity_order(seed, n_images)
     out: dict[int, Objective] = {}
@@ -600,7 +601,7 @@ def tune(
     """Search a quantization table for ``evaluator`` with ``method``; every evaluation goes into an Optuna study.
 
     Args:
-        evaluator: a :class:`dnnjpeg.evaluate.Evaluator` (or anything with its interface, e.g.
+        evaluator: a :class:`dnnjpeg.evaluation.evaluate.Evaluator` (or anything with its interface, e.g.
             :class:`~dnnjpeg.search.psnr.PSNREvaluator`); use ``evaluator.subset(idx)`` to tune on a fold.
         method: a registered method (:func:`~dnnjpeg.search.available_methods`).
         budget: total evaluations in the study (COMPLETE + PRUNED); a rerun adds only the difference.
@@ -612,7 +613,7 @@ def tune(
         workers: worker processes to start (needs a persistent storage); each owns one stream.
         quality: if given, scale the best table to the size of standard JPEG at this quality on the
             evaluator's images (evaluated once more, outside the budget).
-        curve: a :class:`dnnjpeg.curve.StandardCurve` or its JSON path for the objective, measured
+        curve: a :class:`dnnjpeg.evaluation.curve.StandardCurve` or its JSON path for the objective, measured
             on the same images; default: measured at ``curve_qualities`` and kept in the study.
         fidelity: successive halving over images (:class:`Fidelity`, ``"MIN"`` or ``"MIN:ETA"``).
         options: method options (see each method's class).
@@ -692,7 +693,7 @@ def tune(
 
 def _bare_curve(curve: Any) -> Any:
     """The curve without per-quality Results (small to pickle)."""
-    from ..curve import StandardCurve
+    from ..evaluation.curve import StandardCurve
 
     return StandardCurve.from_dict(curve.to_dict())
 

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._zigzag import from_zigzag
 from ..qtable import QTable
-from ..zigzag import from_zigzag
 from .base import SearchError, SearchMethod, register_method
 from .space import SearchSpace
 
@@ -33,7 +33,7 @@ def sorted_tables(rng: np.random.Generator, count: int = 1, variant: str = "norm
         >>> t = sorted_tables(np.random.default_rng(0), 2)
         >>> t.shape, bool(t.min() >= 1 and t.max() <= 255)
         ((2, 64), True)
-        >>> from dnnjpeg.zigzag import to_zigzag
+        >>> from dnnjpeg._zigzag import to_zigzag
         >>> z = to_zigzag(list(t[0]))
         >>> z == sorted(z)  # steps grow along the zigzag
         True

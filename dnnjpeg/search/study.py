@@ -16,7 +16,7 @@ Every evaluation is one Optuna trial.  A trial's user attributes hold (keys pref
 
 The study's user attributes hold the run's configuration (``dnnjpeg.config``: method, objective,
 space, seed, options, model and data fingerprints) and the standard-JPEG curve the objective uses
-(``dnnjpeg.curve``).  Resuming (:func:`replay_stream`) rebuilds a stream's method by telling it,
+(``dnnjpeg.evaluation.curve``).  Resuming (:func:`replay_stream`) rebuilds a stream's method by telling it,
 in order, exactly what it was told the first time, so it continues where it stopped.
 """
 
