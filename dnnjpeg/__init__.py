@@ -21,6 +21,7 @@ except PackageNotFoundError:  # running from a source checkout without install
 
 from .errors import DnnjpegError
 from .families import Family, load, load_family, register_family, resolve_table, tables
+from .options import EncodeOptions
 from .pillow_plugin import encode, register, save, to_jpeg_mode
 from .qtable import SUBSAMPLINGS, QTable, QTableError, SixteenBitTableWarning
 from .zigzag import ZIGZAG, from_zigzag, to_zigzag
@@ -29,6 +30,7 @@ __all__ = [
     "SUBSAMPLINGS",
     "ZIGZAG",
     "DnnjpegError",
+    "EncodeOptions",
     "Family",
     "QTable",
     "QTableError",
