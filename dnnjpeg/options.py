@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import os
 import warnings
@@ -185,6 +186,16 @@ class EncodeOptions:
             raise ValueError("no encoder family writes progressive libjpeg (progressive=True with writer='libjpeg')")
         return "libjpeg-opt" if self.optimize else "libjpeg"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # A table given by its values (with_plain_table: what recompress ships with every task) is
+        # pickled as values and rebuilt through a per-process cache: checking a QTable costs ~0.3 ms,
+        # more than a small image's encode when tasks hold one file.
+        qt = self.table
+        if isinstance(qt, QTable) and not qt.meta:
+            values = (tuple(qt.luma), tuple(qt.chroma), qt.subsampling)
+            return (_cached, (values, *(getattr(self, f.name) for f in dataclasses.fields(self)[1:])))
+        return super().__reduce_ex__(protocol)
+
     # -- building -------------------------------------------------------------------------
     def replace(self, **changes: Any) -> EncodeOptions:
         """A copy with ``changes`` (field names), checked again."""
@@ -214,6 +225,16 @@ class EncodeOptions:
         if options is not None:
             return options
         return cls(**fields)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(values: tuple[tuple[int, ...], tuple[int, ...], str], *rest: Any) -> EncodeOptions:
+    """An EncodeOptions of a table given by its values (see ``EncodeOptions.__reduce_ex__``)."""
+    luma, chroma, subsampling = values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SixteenBitTableWarning)
+        table = QTable(luma, chroma, subsampling, allow_16bit=max(max(luma), max(chroma)) > 255)
+    return EncodeOptions(table, *rest)
 
 
 def agreed_fields(options: EncodeOptions | None, /, **kwargs: Any) -> dict[str, Any]:

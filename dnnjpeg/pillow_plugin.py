@@ -34,6 +34,7 @@ converted by this rule (:func:`to_jpeg_mode`):
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Mapping
@@ -50,7 +51,7 @@ FORMAT = "DNNJPEG"
 
 #: Every option ``save()`` and the DNNJPEG format accept.
 SAVE_OPTIONS: frozenset[str] = frozenset(
-    {f for f in EncodeOptions.__dataclass_fields__}
+    {f.name for f in dataclasses.fields(EncodeOptions)}
     | {"trellis", "keep_metadata", "options"}
     | set(METADATA_KEYS)
 )

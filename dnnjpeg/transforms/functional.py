@@ -96,7 +96,7 @@ def _options_for(qt: QTable, subsampling: str | None, trellis: bool = False) -> 
     return opts
 
 
-def encode_settings(
+def _encode_settings(
     options: EncodeOptions | None, table: Any, quality: Any, subsampling: str | None, trellis: bool | None
 ) -> tuple[Any, Any, str | None, bool]:
     """``(table, quality, subsampling, trellis)`` of the transform's arguments: ``options`` when given (the
@@ -159,7 +159,7 @@ def dnnjpeg(
         >>> dnnjpeg(x.float() / 255, "standard", quality=90).dtype
         torch.float32
     """
-    table, quality, subsampling, trellis = encode_settings(options, table, quality, subsampling, trellis)
+    table, quality, subsampling, trellis = _encode_settings(options, table, quality, subsampling, trellis)
     opts = _options_for(resolve_table(table, quality), subsampling, trellis)
     return apply_options(img, opts)
 

@@ -15,7 +15,7 @@ from torchvision.transforms.v2 import Transform
 from ..families import find_family, resolve_table
 from ..qtable import SUBSAMPLINGS, QTable
 from ..options import EncodeOptions
-from .functional import _options_for, apply_options, encode_settings
+from .functional import _options_for, apply_options, _encode_settings
 
 __all__ = ["DNNJPEG"]
 
@@ -136,7 +136,7 @@ class DNNJPEG(Transform):
         options: EncodeOptions | None = None,
     ) -> None:
         super().__init__()
-        table, quality, subsampling, trellis = encode_settings(options, table, quality, subsampling, trellis)
+        table, quality, subsampling, trellis = _encode_settings(options, table, quality, subsampling, trellis)
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         if subsampling is not None and subsampling not in SUBSAMPLINGS:
