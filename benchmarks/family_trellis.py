@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from dnnjpeg import QTable
-    from dnnjpeg.validation.bd_bootstrap import format_interval
     from dnnjpeg.evaluation.evaluate import Evaluator
+    from dnnjpeg.validation.bd_bootstrap import format_interval
     from dnnjpeg.validation.family_compare import heldout_results
     from dnnjpeg.validation.validate import evaluate_encoder_curve, family_bd_interval
 

@@ -58,15 +58,15 @@ HERE = Path(__file__).resolve().parent
 if importlib.util.find_spec("dnnjpeg") is None:  # a checkout, not installed
     sys.path.insert(0, str(HERE.parent))
 
-import dnnjpeg  # noqa: E402
 from ratecontrol_search import _exhaustive_bytes, _load  # noqa: E402
 from recompress_throughput import DEFAULT_DATA, measured  # noqa: E402
 
+import dnnjpeg  # noqa: E402
+from dnnjpeg._jpegmarkers import metadata_segments  # noqa: E402
 from dnnjpeg.batch import default_workers  # noqa: E402
 from dnnjpeg.batch import manifest as mf  # noqa: E402
 from dnnjpeg.batch.choices import RateControlTotals  # noqa: E402
 from dnnjpeg.evaluation.data import load_dataset  # noqa: E402
-from dnnjpeg._jpegmarkers import metadata_segments  # noqa: E402
 
 #: the folder holding the dnnjpeg this script runs, when it is a checkout (the child processes get it too)
 CHECKOUT = Path(dnnjpeg.__file__).resolve().parents[1]

@@ -23,6 +23,7 @@ from . import _compat
 from ._zigzag import ZIGZAG, from_zigzag, to_zigzag
 from .errors import DnnjpegError
 from .families import Family, load, load_family, register_family, resolve_table, tables
+from .options import EncodeOptions
 from .pillow_plugin import encode, register, save, to_jpeg_mode
 from .qtable import SUBSAMPLINGS, QTable, QTableError, SixteenBitTableWarning
 
@@ -30,6 +31,7 @@ __all__ = [
     "SUBSAMPLINGS",
     "ZIGZAG",
     "DnnjpegError",
+    "EncodeOptions",
     "Family",
     "QTable",
     "QTableError",

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from dnnjpeg.validation.bd_bootstrap import BDInterval, MembersAhead, bootstrap_bd, bootstrap_members_ahead
 from dnnjpeg.evaluation.curve import bd_accuracy, bd_rate
 from dnnjpeg.evaluation.evaluate import Result
+from dnnjpeg.validation.bd_bootstrap import BDInterval, MembersAhead, bootstrap_bd, bootstrap_members_ahead
 from dnnjpeg.validation.stats import StatsError
 
 #: (mean bytes, top-1 probability) of a curve shaped like standard JPEG's for Lite0.

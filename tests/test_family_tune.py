@@ -342,8 +342,8 @@ def test_compare_families_remeasures_the_heldout_curve_and_compares_paired(famil
 
 def test_heldout_results_through_another_encoder(family_run, dev_data):
     """The fold tables written by mozjpeg (trellis) instead of libjpeg, each on its held-out fold."""
-    from dnnjpeg.evaluation.data import class_disjoint_folds
     from dnnjpeg.encoders import MozjpegEncoder
+    from dnnjpeg.evaluation.data import class_disjoint_folds
     from dnnjpeg.evaluation.evaluate import Evaluator
     from dnnjpeg.validation.family_compare import heldout_results
 

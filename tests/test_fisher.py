@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from dnnjpeg.search.design.dct import block_dct, rgb_to_ycbcr, ycbcr_to_rgb
-from dnnjpeg.search.design.fisher_weights import block_coefficients, fisher_statistics
-from dnnjpeg.search.design.fisher_weights import float_preprocess
 from dnnjpeg.evaluation.models import Classifier
+from dnnjpeg.search.design.dct import block_dct, rgb_to_ycbcr, ycbcr_to_rgb
+from dnnjpeg.search.design.fisher_weights import block_coefficients, fisher_statistics, float_preprocess
 
 
 def tiny_classifier(seed: int = 0) -> Classifier:

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 import dnnjpeg
+from dnnjpeg._standard import quality_scale_factor, scale_table
 from dnnjpeg.cli import main
 from dnnjpeg.export import cjpeg_args, default_filename, exported_members, to_cjpeg_text
-from dnnjpeg._standard import quality_scale_factor, scale_table
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "plugins" / "cjpeg"

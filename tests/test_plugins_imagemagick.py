@@ -15,9 +15,9 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 import dnnjpeg
+from dnnjpeg._standard import quality_scale_factor, scale_table
 from dnnjpeg.cli import main
 from dnnjpeg.export import default_filename, exported_members, imagemagick_args, to_imagemagick_xml
-from dnnjpeg._standard import quality_scale_factor, scale_table
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "plugins" / "imagemagick"

@@ -184,7 +184,7 @@ def test_unreadable_and_vanished_files_are_failures(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir()
     dst.mkdir()
-    opts = Options(tables=Options.table_values(TABLE))
+    opts = Options(encode=dnnjpeg.EncodeOptions(TABLE))
     rec = process(str(src), str(dst), Task("gone.jpg", "gone.jpg", "image", 10, 0, False), opts)
     assert rec["status"] == "failed" and rec["reason"].startswith("cannot read")
     rec = process(str(src), str(dst), Task("gone.txt", "gone.txt", "copy", 10, 0, False), opts)
@@ -212,7 +212,7 @@ def test_symlinked_dst_folder_is_refused(tmp_path: Path) -> None:
         dnnjpeg.recompress(src, dst, TABLE, workers=0)
     assert not any(elsewhere.iterdir())
     # The worker refuses too, should the folder be swapped for a link mid-run.
-    opts = Options(tables=Options.table_values(TABLE))
+    opts = Options(encode=dnnjpeg.EncodeOptions(TABLE))
     st = (src / "a" / "x.jpg").stat()
     rec = process(str(src), str(dst), Task("a/x.jpg", "a/x.jpg", "image", st.st_size, st.st_mtime_ns, False), opts)
     assert rec["status"] == "failed" and "unsafe destination" in rec["reason"]
@@ -251,7 +251,7 @@ def test_batch_gives_the_records_and_outputs_of_single_files(tmp_path: Path, pen
     make_sample_tree(src, tmp_path / "outside")
     tasks = _tasks(src)
     assert len(tasks) > 20
-    opts = Options(tables=Options.table_values(TABLE))
+    opts = Options(encode=dnnjpeg.EncodeOptions(TABLE))
     (tmp_path / "one").mkdir()
     (tmp_path / "batch").mkdir()
     singles = [process(str(src), str(tmp_path / "one"), t, opts) for t in tasks]
@@ -275,7 +275,7 @@ def test_a_bad_destination_fails_only_its_files_in_a_batch(tmp_path: Path) -> No
     dst.mkdir()
     elsewhere.mkdir()
     (dst / "class_01").symlink_to(elsewhere)  # swapped for a link after planning
-    opts = Options(tables=Options.table_values(TABLE))
+    opts = Options(encode=dnnjpeg.EncodeOptions(TABLE))
     records = process_batch(str(src), str(dst), _tasks(src), opts)
     by_path = {r["path"]: r for r in records}
     for rel in rels:

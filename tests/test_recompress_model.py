@@ -409,7 +409,7 @@ def test_metadata_goes_in_front_of_every_ladders_bytes(spec: str, package: str) 
     with Image.open(io.BytesIO(data)) as im:
         im.load()
         record: dict = {"format": "JPEG"}
-        dec = _decoded(im, data, None, Options(tables=((1,) * 64, (1,) * 64, "4:2:0")), record)
+        dec = _decoded(im, data, None, Options(encode=dnnjpeg.EncodeOptions(dnnjpeg.QTable([1] * 64))), record)
     coded = get_ladder(spec)[0].encode(dec.image)
     out = with_metadata(coded, dec.metadata)
     with Image.open(io.BytesIO(out)) as got, Image.open(io.BytesIO(coded)) as bare:

@@ -12,9 +12,9 @@ from PIL import Image, ImageCms, JpegImagePlugin
 
 import dnnjpeg
 from dnnjpeg import QTable, QTableError
+from dnnjpeg._jpegmarkers import JpegStructureError, metadata_segments, replace_metadata
 from dnnjpeg.cli import main
 from dnnjpeg.encoders import MozjpegEncoder
-from dnnjpeg._jpegmarkers import JpegStructureError, metadata_segments, replace_metadata
 
 
 def _reopen(data: bytes) -> Image.Image:

@@ -10,6 +10,6 @@ See ``docs/recompress.md``.
 from __future__ import annotations
 
 from .choices import RateControlTotals
-from .runner import DiskFull, Summary, default_workers, recompress
+from .runner import DiskFull, RecompressOptions, Summary, default_workers, recompress
 
-__all__ = ["DiskFull", "RateControlTotals", "Summary", "default_workers", "recompress"]
+__all__ = ["DiskFull", "RateControlTotals", "RecompressOptions", "Summary", "default_workers", "recompress"]

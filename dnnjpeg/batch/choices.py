@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DnnjpegError
+from ..options import EncodeOptions
 from . import manifest as mf
 from .worker import CHOICE_FIELDS, Options
 
@@ -133,18 +134,7 @@ class RateControlTotals:
 # -- the run's options -----------------------------------------------------------------------
 
 
-def check_options(
-    rc: Any,
-    table: Any,
-    quality: int | None,
-    *,
-    subsampling: str | None,
-    optimize: bool,
-    progressive: bool,
-    trellis: bool,
-    report: Any,
-    local: bool = True,
-) -> None:
+def check_options(rc: Any, encode: EncodeOptions, *, report: Any, local: bool = True) -> None:
     """Refuse what cannot go with ``rate_control`` (in the API's words; the CLI checks first in its own).
     ``local``: the models will run on this machine (not on a Dask cluster), so a CUDA device must be here."""
     from PIL import Image
@@ -157,7 +147,7 @@ def check_options(
         lad = rc.validate().get_ladder()
     except ValueError as exc:
         raise DnnjpegError(f"rate_control: {exc}") from None
-    if not (isinstance(table, str) and table == "standard") or quality is not None:
+    if not (isinstance(encode.table, str) and encode.table == "standard") or encode.quality is not None:
         raise DnnjpegError(
             "table and rate_control exclude each other: with rate_control the ladder chooses each image's "
             "encoding (RateControl(ladder=...)); leave table and quality at their defaults"
@@ -165,10 +155,10 @@ def check_options(
     given = [
         name
         for name, on in (
-            ("subsampling", subsampling is not None),
-            ("optimize", optimize),
-            ("progressive", progressive),
-            ("trellis", trellis),
+            ("subsampling", encode.subsampling is not None),
+            ("optimize", encode.optimize),
+            ("progressive", encode.progressive),
+            ("trellis", encode.trellis),
         )
         if on
     ]
@@ -215,11 +205,11 @@ def settings(opts: Options, extension: str) -> dict[str, Any]:
             "min_quality": rc.min_quality,
             "rungs": list(rc.get_ladder().labels),
         },
-        "strip": opts.strip,
+        "strip": opts.encode.metadata != "keep",
         "keep_smaller": opts.keep_smaller,
         "extension": extension,
         "in_place": opts.in_place,
-    }
+    } | ({"metadata": "strip"} if opts.encode.metadata == "strip" else {})
 
 
 def previous_choices(rc: RateControl, dst_root: str, previous: list[tuple[Task, mf.Entry]]) -> RateControlTotals:

@@ -1,4 +1,5 @@
-"""Running a batch: resume from the manifest, local process pool or Dask backend, progress, summary."""
+"""Running a batch: :func:`recompress` checks its arguments, plans (the files, what the manifest says is
+finished), runs (local process pool or Dask backend, progress) and reports (summary, report file)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
-
-from PIL import Image
 
 from .. import __version__
 from ..errors import DnnjpegError
-from ..pillow_plugin import jpeg_save_kwargs, writable_table
+from ..options import EncodeOptions, TableSpec
 from ..qtable import QTable
 from . import choices as rcb
 from . import manifest as mf
@@ -51,7 +50,7 @@ from .worker import (
 if TYPE_CHECKING:  # pragma: no cover
     from ..ratecontrol import RateControl
 
-__all__ = ["DiskFull", "Summary", "default_workers", "recompress"]
+__all__ = ["DiskFull", "RecompressOptions", "Summary", "default_workers", "recompress"]
 
 #: Records finished work; returns False when the run must stop (the disk is full).
 Emit = Callable[[list[dict[str, Any]]], bool]
@@ -396,25 +395,121 @@ def _run_dask(
         client.close()
 
 
+# -- the options -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecompressOptions:
+    """How a :func:`recompress` run goes: everything but the encode settings (:class:`~dnnjpeg.EncodeOptions`).
+
+    Bad values raise :class:`~dnnjpeg.DnnjpegError` when the object is made.
+
+    Args:
+        workers: local worker processes (default: one per core; ``0``: in this process).
+            With ``scheduler``, ignored (the cluster's threads work).
+        report: write a JSON report (summary, every failure and skip) to this path.
+        images_only: do not copy non-image files.
+        in_place: replace images inside ``src`` (``dst`` must be ``None`` or ``src``).
+        keep_smaller: keep a JPEG's original bytes when re-encoding would not shrink it.
+        retry_failed: redo files an earlier run recorded as failed.
+        restart: ignore manifest records written with other settings (redo those files)
+            instead of refusing to run.
+        extension: name rule for non-JPEG images: ``"keep"``, ``"replace"`` or ``"append"``.
+        follow_symlinks: follow every symlink, also out of ``src`` (loops are detected).
+        max_pixels: fail images with more pixels than this (default: Pillow's
+            ``Image.MAX_IMAGE_PIXELS`` rule, an error beyond twice that).
+        scheduler: address of a Dask scheduler (``tcp://host:8786``) to run on instead of
+            local processes.  Workers must see ``src`` and ``dst`` at the same paths.
+        shard: ``"I/N"`` or ``(I, N)``: process only shard I (0-based) of N, split by a hash
+            of each file's relative path.  Each shard writes its own manifest.
+        fsync: flush each output (and the manifest every 2 s) to disk before renaming;
+            default True in place, False otherwise.
+        batch_size: files per task (default: up to 32 locally, smaller towards the end of the
+            run so the workers finish together; 8 on Dask; with ``rate_control``, its
+            ``batch_size`` in this process and on Dask).
+        progress: show a progress bar on stderr.
+    """
+
+    workers: int | None = None
+    report: str | os.PathLike[str] | None = None
+    images_only: bool = False
+    in_place: bool = False
+    keep_smaller: bool = False
+    retry_failed: bool = False
+    restart: bool = False
+    extension: str = "keep"
+    follow_symlinks: bool = False
+    max_pixels: int | None = None
+    scheduler: str | None = None
+    shard: str | tuple[int, int] | None = None
+    fsync: bool | None = None
+    batch_size: int | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.extension not in EXTENSION_RULES:
+            raise DnnjpegError(f"extension rule {self.extension!r} is not one of {', '.join(EXTENSION_RULES)}")
+        if self.in_place and self.extension != "keep":
+            raise DnnjpegError("--in-place keeps every file's name: --extension must be 'keep'")
+        parse_shard(self.shard)  # names a bad shard
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise DnnjpegError("max_pixels must be a positive number of pixels")
+        if self.workers is not None and self.workers < 0:
+            raise DnnjpegError("workers must be >= 0")
+
+
+_RUN_KEYWORDS = frozenset(f.name for f in fields(RecompressOptions))
+#: recompress's encode keywords: EncodeOptions' fields, ``trellis`` and ``strip`` (``metadata="orientation"``).
+_ENCODE_KEYWORDS = frozenset(f.name for f in fields(EncodeOptions)) | {"trellis", "strip"}
+
+
+def _merge_options(
+    table: Any, quality: int | None, workers: int | None, options: EncodeOptions | None,
+    run_options: RecompressOptions | None, kwargs: dict[str, Any],
+) -> tuple[EncodeOptions, RecompressOptions]:  # fmt: skip
+    """recompress's arguments as its two options objects; keywords must agree with an options object given."""
+    unknown = sorted(set(kwargs) - _RUN_KEYWORDS - _ENCODE_KEYWORDS)
+    if unknown:
+        raise TypeError(f"recompress() got an unexpected keyword argument {unknown[0]!r}")
+    encode_kw = {k: v for k, v in kwargs.items() if k in _ENCODE_KEYWORDS}
+    encode_kw.update({k: v for k, v in (("table", table), ("quality", quality)) if v is not None})
+    run_kw = {k: v for k, v in kwargs.items() if k in _RUN_KEYWORDS}
+    if workers is not None:
+        run_kw["workers"] = workers
+    encode = EncodeOptions.from_kwargs(options, **encode_kw)
+    if run_options is None:
+        return encode, RecompressOptions(**run_kw)
+    for key, value in run_kw.items():
+        if getattr(run_options, key) != value:
+            raise ValueError(
+                f"{key}={value!r} contradicts run_options.{key}={getattr(run_options, key)!r}; "
+                "give the setting in one place"
+            )
+    return encode, run_options
+
+
 # -- the run -------------------------------------------------------------------------
 
 
 def _settings(opts: Options, extension: str) -> dict[str, Any]:
     if opts.rate_control is not None:
         return rcb.settings(opts, extension)
-    qt = opts.table
-    sub = opts.subsampling or qt.subsampling
+    enc = opts.encode
+    qt = enc.resolve()[0]
     return {
         "luma": list(qt.luma),
         "chroma": list(qt.chroma),
-        "subsampling": sub,
-        "optimize": opts.optimize,
-        "progressive": opts.progressive,
-        "strip": opts.strip,
+        "subsampling": qt.subsampling,
+        "optimize": enc.optimize,
+        "progressive": enc.progressive,
+        "strip": enc.metadata != "keep",
         "keep_smaller": opts.keep_smaller,
         "extension": extension,
         "in_place": opts.in_place,
-    } | ({"trellis": True} if opts.trellis else {})  # runs without trellis keep their old fingerprint
+    } | (
+        # runs without trellis (or with the older "strip" = keep the orientation) keep their old fingerprint
+        ({"trellis": True} if enc.trellis else {}) | ({"metadata": "strip"} if enc.metadata == "strip" else {})
+    )
 
 
 def _fingerprint(settings: dict[str, Any]) -> str:
@@ -481,34 +576,311 @@ def _write_report(path: str | os.PathLike[str], data: dict[str, Any]) -> int | N
     return None
 
 
+# -- the steps: check, plan, run, report ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What the check step settles: resolved paths and every setting of the run."""
+
+    src: str
+    dst: str
+    encode: EncodeOptions
+    run: RecompressOptions
+    rate_control: RateControl | None
+    shard: tuple[int, int] | None
+    opts: Options  # what the workers get
+    settings: dict[str, Any]  # what changes the outputs (recorded in the manifest)
+    cfg: str  # their fingerprint
+    manifest: str
+
+
+@dataclass
+class _Plan:
+    """The files of this run: to do, finished by an earlier run, and the folders to mirror."""
+
+    todo: list[Task] = field(default_factory=list)
+    previous: list[tuple[Task, mf.Entry]] = field(default_factory=list)
+    folders: list[str] = field(default_factory=lambda: [""])
+    n_files: int = 0  # todo, previous and name collisions
+
+
+def _check(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str] | None, encode: EncodeOptions,
+    run: RecompressOptions, rate_control: RateControl | None,
+) -> _Job:  # fmt: skip
+    """Check the paths (SRC a folder, DST outside it) and the settings that go together; settle them."""
+    src_root, dst_root = check_paths(src, dst, run.in_place)
+    shard = parse_shard(run.shard)
+    if rate_control is not None:
+        rcb.check_options(rate_control, encode, report=run.report, local=not run.scheduler)
+    tag = "all" if shard is None or shard[1] == 1 else f"s{shard[0]}of{shard[1]}"
+    opts = Options(
+        encode=encode.with_plain_table(),
+        keep_smaller=run.keep_smaller,
+        max_pixels=run.max_pixels,
+        fsync=run.in_place if run.fsync is None else bool(run.fsync),
+        in_place=run.in_place,
+        tmp_tag=tag,
+        rate_control=rate_control,
+    )
+    settings = _settings(opts, run.extension)
+    manifest = os.path.join(dst_root, mf.manifest_name(shard))
+    return _Job(src_root, dst_root, encode, run, rate_control, shard, opts, settings, _fingerprint(settings), manifest)
+
+
+def _open_manifest(job: _Job) -> mf.ManifestWriter:
+    """Create DST (unless in place) and open the manifest for appending."""
+    if not job.run.in_place:
+        try:
+            os.makedirs(job.dst, exist_ok=True)
+        except OSError as exc:
+            raise DnnjpegError(f"{job.dst}: cannot create DST: {exc.strerror or exc}") from None
+    try:
+        return mf.ManifestWriter(job.manifest, fsync=job.opts.fsync)
+    except OSError as exc:
+        if exc.errno in NO_SPACE_ERRNOS:
+            raise DiskFull(job.manifest, exc.errno) from None
+        raise
+
+
+def _plan(job: _Job, summary: Summary) -> _Plan:
+    """List SRC's files, and sort them into work to do and work an earlier run finished (the manifest).
+    Skipped entries and name collisions go into ``summary``."""
+    entries, summary.bad_manifest_lines = mf.load(job.dst)
+    others = sorted({e.cfg for e in entries.values() if e.cfg != job.cfg})
+    if others and not job.run.restart:
+        raise DnnjpegError(
+            f"{job.dst} holds files recompressed with other settings ("
+            + ("models, criterion, ladder, " if job.rate_control is not None else "")
+            + "table, subsampling, strip, "
+            "keep-smaller or extension rule differ); use another DST, the same settings, "
+            "or --restart to redo those files with the new settings"
+        )
+    run, plan = job.run, _Plan()
+    for item in walk(
+        job.src, extension=run.extension, images_only=run.images_only, follow_symlinks=run.follow_symlinks,
+        in_place=run.in_place, shard=job.shard, exclude=None if run.in_place else job.dst,
+    ):  # fmt: skip
+        if isinstance(item, str):
+            plan.folders.append(item)
+        elif isinstance(item, Task):
+            entry = entries.get(item.rel)
+            if (
+                entry is not None
+                and entry.cfg == job.cfg
+                and not (run.retry_failed and entry.status == "failed")
+                and _is_done(item, entry, job.dst, run.in_place)
+            ):
+                plan.previous.append((item, entry))
+            else:
+                plan.todo.append(item)
+        elif isinstance(item, Skipped):
+            summary.skipped_entries.append({"path": item.rel, "reason": item.reason})
+        elif isinstance(item, Collision):
+            plan.n_files += 1
+            summary.failures.append({"path": item.rel, "reason": item.reason, "earlier_run": False})
+    plan.n_files += len(plan.todo) + len(plan.previous)
+    return plan
+
+
+def _prepare_dst(job: _Job, plan: _Plan, resuming: bool, rec: _Recorder) -> None:
+    """Mirror SRC's folders into DST (empty ones too); when resuming, remove this run's stale temporary files."""
+    if not job.run.in_place:
+        for rel_dir in plan.folders:
+            try:
+                folder = _safe_makedirs(job.dst, rel_dir)
+            except OSError as exc:
+                if exc.errno in NO_SPACE_ERRNOS:
+                    rec.full = (os.path.join(job.dst, rel_dir), exc.errno)
+                    raise rec.disk_full() from None
+                raise DnnjpegError(f"cannot create {display(rel_dir)} in DST: {exc}") from None
+            if resuming:
+                _remove_stale_tmp(folder, job.opts.tmp_tag)
+    elif resuming:
+        for rel_dir in plan.folders:
+            _remove_stale_tmp(os.path.join(job.src, rel_dir), job.opts.tmp_tag)
+
+
+def _count_previous(job: _Job, plan: _Plan, summary: Summary) -> None:
+    """Earlier runs' work counts in the summary (then the plan forgets it)."""
+    for task, entry in plan.previous:
+        _count(summary, task.kind, entry.status, entry.src_size, entry.dst_size)
+        if entry.status == "failed":
+            summary.failures.append({"path": task.rel, "reason": entry.reason or "", "earlier_run": True})
+    summary.resumed = len(plan.previous)
+    if job.rate_control is not None:
+        summary.rate_control = rcb.previous_choices(job.rate_control, job.dst, plan.previous)
+    summary.files = plan.n_files
+    summary.skipped = len(summary.skipped_entries)
+    summary.failed = len(summary.failures)
+    plan.previous = []
+
+
+def _backend(job: _Job, n_todo: int) -> tuple[Options, str, int, int | None]:
+    """The workers' options, the backend, the number of workers and the batch size of this run."""
+    workers = default_workers() if job.run.workers is None else job.run.workers
+    if job.run.scheduler:
+        backend, n_workers = "dask", 0
+    elif workers == 0 or n_todo <= 1:
+        backend, n_workers = "in-process", 1
+    else:
+        backend, n_workers = "process", min(workers, max(1, n_todo))
+    opts, batch_size = job.opts, job.run.batch_size
+    if job.rate_control is not None:
+        opts, backend, n_workers, batch_size = rcb.backend_options(
+            opts, backend, n_workers, batch_size, default_workers()
+        )
+    return opts, backend, n_workers, batch_size
+
+
+def _start(job: _Job, todo: list[Task], rec: _Recorder) -> tuple[Options, str, int, int | None]:
+    """Choose the backend and record the run in the manifest; :func:`_backend`'s answer."""
+    opts, backend, n_workers, batch_size = _backend(job, len(todo))
+    rec.summary.backend, rec.summary.workers = backend, n_workers
+    no_room = _unless_full(rec.writer.append, {
+        "type": "run", "t": time.time(), "dnnjpeg": __version__, "host": socket.gethostname(), "pid": os.getpid(),
+        "src": job.src, "shard": list(job.shard) if job.shard else None, "backend": backend, "cfg": job.cfg,
+        "settings": job.settings, "todo": len(todo),
+    })  # fmt: skip
+    if no_room:
+        rec.full = (job.manifest, no_room)
+        raise rec.disk_full()
+    return opts, backend, n_workers, batch_size
+
+
+def _run(job: _Job, todo: list[Task], rec: _Recorder, how: tuple[Options, str, int, int | None]) -> None:
+    """Have the workers do ``todo`` (``how``: :func:`_start`'s answer); each record goes through ``rec.emit``."""
+    opts, backend, n_workers, batch_size = how
+    rec.start_progress(todo, job.run.progress)
+    try:
+        if not todo:
+            pass
+        elif backend == "dask":
+            assert job.run.scheduler is not None
+            rec.summary.workers = _run_dask(job.src, job.dst, todo, opts, rec.emit, job.run.scheduler, batch_size or 8)
+        elif backend == "in-process":
+            _run_serial(job.src, job.dst, todo, opts, rec.emit, batch_size or 1)
+        else:
+            _run_pool(job.src, job.dst, todo, opts, rec.emit, n_workers, batch_size or 0)
+    except KeyboardInterrupt:
+        rec.summary.interrupted = True
+        raise
+
+
+class _Recorder:
+    """The run's bookkeeping: finished work goes into the manifest and the summary; remembers where
+    the disk (or quota) turned out full, so the run stops there and says so (:class:`DiskFull`)."""
+
+    def __init__(self, job: _Job, writer: mf.ManifestWriter, summary: Summary, plan: _Plan) -> None:
+        self.job, self.writer, self.summary = job, writer, summary
+        self.n_files, self.n_todo = plan.n_files, len(plan.todo)
+        self.kinds = {t.rel: t.kind for t in plan.todo}
+        self.full: tuple[str, int] | None = None  # (path, errno) where the disk was full
+        self.manifest_full = False  # nothing more can be recorded
+        self.bar: _Progress | None = None
+
+    def start_progress(self, todo: list[Task], enabled: bool) -> None:
+        self.bar = _Progress(len(todo), sum(t.size for t in todo), enabled)
+
+    def disk_full(self) -> DiskFull:
+        assert self.full is not None
+        self.summary.interrupted = True
+        finished = self.n_files - (self.n_todo - self.summary.processed)
+        return DiskFull(self.full[0], self.full[1], finished, self.n_files, self.summary)
+
+    def emit(self, records: list[dict[str, Any]]) -> bool:
+        """Record finished files; False when the run must stop (the disk is full)."""
+        if self.manifest_full:
+            return False  # these files are redone by the rerun
+        nospace = [rec for rec in records if rec["status"] == NO_SPACE]
+        if nospace:  # not finished: never recorded
+            records = [rec for rec in records if rec["status"] != NO_SPACE]
+            if self.full is None:
+                rec = nospace[0]
+                self.full = (os.path.join(self.job.dst, rec.get("out", rec["path"])), rec.get("errno", errno.ENOSPC))
+        now = time.time()
+        for rec in records:
+            rec["cfg"] = self.job.cfg
+            rec["t"] = now
+        no_room = _unless_full(self.writer.extend, records)
+        if no_room:
+            self.manifest_full = True
+            if self.full is None:
+                self.full = (self.job.manifest, no_room)
+            return False
+        for rec in records:
+            self._add(rec)
+        return self.full is None
+
+    def _add(self, rec: dict[str, Any]) -> None:
+        summary = self.summary
+        _count(summary, self.kinds.pop(rec["path"], "image"), rec["status"], rec["src_size"], rec["dst_size"])
+        summary.processed += 1
+        summary.processed_bytes += rec["src_size"] or 0
+        if rec["status"] == "failed":
+            summary.failed += 1
+            summary.failures.append({"path": rec["path"], "reason": rec["reason"], "earlier_run": False})
+        elif rec.get("warning"):
+            summary.warnings.append({"path": rec["path"], "warning": rec["warning"]})
+        if summary.rate_control is not None and "held" in rec and rec["status"] in ("ok", "kept"):
+            summary.rate_control.add(rec)
+        if self.bar is not None:
+            self.bar.update(rec["src_size"] or 0, summary.failed)
+
+
+def _report(job: _Job, rec: _Recorder, t_start: float) -> None:
+    """Close the summary (order, time) and write the report; a report that does not fit sets ``rec.full``."""
+    summary = rec.summary
+    if rec.bar is not None:
+        rec.bar.close()
+    summary.failures.sort(key=lambda f: f["path"])
+    summary.warnings.sort(key=lambda w: w["path"])
+    if summary.rate_control is not None:
+        summary.rate_control.sort()
+    summary.seconds = time.perf_counter() - t_start
+    if rec.full is not None:
+        summary.interrupted = True
+    report = job.run.report
+    if report is None:
+        return
+    no_room = _write_report(report, rcb.with_report(summary, _report_data(job, summary)))
+    if summary.rate_control is not None and not no_room:
+        rcb.plot_choices(summary.rate_control, rcb.plot_path(report))
+    if no_room and rec.full is None:  # the run finished, the report does not fit
+        rec.full = (os.fspath(report), no_room)
+
+
+def _report_data(job: _Job, summary: Summary) -> dict[str, Any]:
+    """The JSON report (without the model's choices, which :func:`choices.with_report` adds)."""
+    qt, table = job.encode.qtable, job.encode.table
+    return {
+        "format": "dnnjpeg-recompress-report",
+        "version": 1,
+        "summary": {k: v for k, v in summary.to_dict().items() if k not in ("failures", "skipped_entries", "warnings")},
+        "settings": {
+            "table": qt.meta.get("name", str(table) if not isinstance(table, QTable) else None),
+            "quality": qt.meta.get("quality"),
+            "fingerprint": job.cfg,
+            **{k: v for k, v in job.settings.items() if k not in ("luma", "chroma")},
+        },
+        "failures": summary.failures,
+        "skipped": summary.skipped_entries,
+        "warnings": summary.warnings,
+    }
+
+
 def recompress(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str] | None = None,
-    table: str | os.PathLike[str] | QTable = "standard",
+    table: TableSpec | None = None,
     quality: int | None = None,
     workers: int | None = None,
     *,
-    report: str | os.PathLike[str] | None = None,
-    images_only: bool = False,
-    in_place: bool = False,
-    strip: bool = False,
-    keep_smaller: bool = False,
-    retry_failed: bool = False,
-    restart: bool = False,
-    extension: str = "keep",
-    follow_symlinks: bool = False,
-    subsampling: str | None = None,
-    optimize: bool = False,
-    progressive: bool = False,
-    trellis: bool = False,
-    allow_16bit: bool = False,
-    max_pixels: int | None = None,
-    scheduler: str | None = None,
-    shard: str | tuple[int, int] | None = None,
-    fsync: bool | None = None,
-    batch_size: int | None = None,
-    progress: bool = False,
+    options: EncodeOptions | None = None,
+    run_options: RecompressOptions | None = None,
     rate_control: RateControl | None = None,
+    **kwargs: Any,
 ) -> Summary:
     """Recompress every image under ``src`` into ``dst`` with a dnnjpeg table, mirroring the tree.
 
@@ -522,36 +894,14 @@ def recompress(
     Args:
         src: folder to read.
         dst: folder to write (created); must not overlap ``src``.  ``None`` with ``in_place``.
-        table: family name, JSON path or :class:`~dnnjpeg.QTable`.
-        quality: family member (``None``: the family default).
-        workers: local worker processes (default: one per core; ``0``: in this process).
-            With ``scheduler``, ignored (the cluster's threads work).
-        report: write a JSON report (summary, every failure and skip) to this path.
-        images_only: do not copy non-image files.
-        in_place: replace images inside ``src`` (``dst`` must be ``None`` or ``src``).
-        strip: drop EXIF, ICC profile, XMP and comments (an EXIF orientation other than 1 is kept).
-        keep_smaller: keep a JPEG's original bytes when re-encoding would not shrink it.
-        retry_failed: redo files an earlier run recorded as failed.
-        restart: ignore manifest records written with other settings (redo those files)
-            instead of refusing to run.
-        extension: name rule for non-JPEG images: ``"keep"``, ``"replace"`` or ``"append"``.
-        follow_symlinks: follow every symlink, also out of ``src`` (loops are detected).
-        subsampling, optimize, progressive, trellis: as for :func:`dnnjpeg.save`; with
-            ``trellis``, CMYK images are written without it (the record says so).
-        allow_16bit: accept and write a table with steps above 255 (a 16-bit JPEG table,
-            which many decoders reject).
-        max_pixels: fail images with more pixels than this (default: Pillow's
-            ``Image.MAX_IMAGE_PIXELS`` rule, an error beyond twice that).
-        scheduler: address of a Dask scheduler (``tcp://host:8786``) to run on instead of
-            local processes.  Workers must see ``src`` and ``dst`` at the same paths.
-        shard: ``"I/N"`` or ``(I, N)``: process only shard I (0-based) of N, split by a hash
-            of each file's relative path.  Each shard writes its own manifest.
-        fsync: flush each output (and the manifest every 2 s) to disk before renaming;
-            default True in place, False otherwise.
-        batch_size: files per task (default: up to 32 locally, smaller towards the end of the
-            run so the workers finish together; 8 on Dask; with ``rate_control``, its
-            ``batch_size`` in this process and on Dask).
-        progress: show a progress bar on stderr.
+        table, quality: the table (default ``"standard"``) and family member, as in
+            :class:`~dnnjpeg.EncodeOptions`.
+        workers: as in :class:`RecompressOptions`.
+        options: the encode settings (:class:`~dnnjpeg.EncodeOptions`, docs/encode-options.md).
+            Metadata: ``"keep"`` by default; ``strip=True`` is ``metadata="orientation"`` (an
+            EXIF orientation other than 1 is kept).  With ``writer="trellis"``, CMYK images are
+            written without it (the record says so).
+        run_options: how the run goes (:class:`RecompressOptions`: report, in_place, shard...).
         rate_control: a :class:`dnnjpeg.ratecontrol.RateControl`: the model in the loop chooses
             each image's encoding from its ladder (the smallest every model reads like the
             source), instead of ``table``/``quality``, ``subsampling``, ``optimize``,
@@ -559,273 +909,30 @@ def recompress(
             loads the models once (CUDA when available).  The records and the report then hold
             each image's chosen rung, KL and model evaluations, and ``summary.rate_control`` the
             totals; ``report`` also draws them into a PNG beside the report.
+        **kwargs: any field of :class:`~dnnjpeg.EncodeOptions` or :class:`RecompressOptions`
+            (``report=``, ``in_place=``, ``optimize=``, ``trellis=``, ``strip=``...), as before
+            the options objects; each must agree with ``options``/``run_options`` when given.
 
     Returns:
         the :class:`Summary`; ``summary.exit_code`` is 1 when any file failed.
     """
     t_start = time.perf_counter()
-    src_root, dst_root = check_paths(src, dst, in_place)
-    if extension not in EXTENSION_RULES:
-        raise DnnjpegError(f"extension rule {extension!r} is not one of {', '.join(EXTENSION_RULES)}")
-    if in_place and extension != "keep":
-        raise DnnjpegError("--in-place keeps every file's name: --extension must be 'keep'")
-    shard_t = parse_shard(shard)
-    if max_pixels is not None and max_pixels < 1:
-        raise DnnjpegError("max_pixels must be a positive number of pixels")
-    if rate_control is not None:
-        rcb.check_options(
-            rate_control, table, quality, subsampling=subsampling, optimize=optimize, progressive=progressive,
-            trellis=trellis, report=report, local=not scheduler,
-        )  # fmt: skip
-    # Surface table/option errors now (naming the table) rather than once per file.
-    qt = writable_table(table, quality, allow_16bit=allow_16bit, trellis=trellis)
-    jpeg_save_kwargs(Image.new("RGB", (8, 8)), table=qt, subsampling=subsampling, allow_16bit=allow_16bit)
-    if trellis:
-        from ..encoders import require_jpeglib
-
-        require_jpeglib()
-    if fsync is None:
-        fsync = in_place
-    if workers is None:
-        workers = default_workers()
-    if workers < 0:
-        raise DnnjpegError("workers must be >= 0")
-    tag = "all" if shard_t is None or shard_t[1] == 1 else f"s{shard_t[0]}of{shard_t[1]}"
-    opts = Options(
-        tables=Options.table_values(qt),
-        subsampling=subsampling,
-        optimize=optimize,
-        progressive=progressive,
-        trellis=trellis,
-        allow_16bit=allow_16bit,
-        strip=strip,
-        keep_smaller=keep_smaller,
-        max_pixels=max_pixels,
-        fsync=bool(fsync),
-        in_place=in_place,
-        tmp_tag=tag,
-        rate_control=rate_control,
-    )
-    settings = _settings(opts, extension)
-    cfg = _fingerprint(settings)
-
-    if not in_place:
+    encode, run = _merge_options(table, quality, workers, options, run_options, kwargs)
+    job = _check(src, dst, encode, run, rate_control)
+    summary = Summary(src=job.src, dst=job.dst, manifest=job.manifest)
+    resuming = os.path.exists(job.manifest)
+    with _open_manifest(job) as writer:
+        plan = _plan(job, summary)
+        rec = _Recorder(job, writer, summary, plan)
+        _prepare_dst(job, plan, resuming, rec)
+        _count_previous(job, plan, summary)
+        how = _start(job, plan.todo, rec)
         try:
-            os.makedirs(dst_root, exist_ok=True)
-        except OSError as exc:
-            raise DnnjpegError(f"{dst}: cannot create DST: {exc.strerror or exc}") from None
-    manifest_path = os.path.join(dst_root, mf.manifest_name(shard_t))
-    resuming = os.path.exists(manifest_path)
-    summary = Summary(src=src_root, dst=dst_root, manifest=manifest_path)
-    try:
-        writer = mf.ManifestWriter(manifest_path, fsync=bool(fsync))
-    except OSError as exc:
-        if exc.errno in NO_SPACE_ERRNOS:
-            raise DiskFull(manifest_path, exc.errno) from None
-        raise
-    with writer:
-        entries, summary.bad_manifest_lines = mf.load(dst_root)
-        others = sorted({e.cfg for e in entries.values() if e.cfg != cfg})
-        if others and not restart:
-            raise DnnjpegError(
-                f"{dst_root} holds files recompressed with other settings ("
-                + ("models, criterion, ladder, " if rate_control is not None else "")
-                + "table, subsampling, strip, "
-                "keep-smaller or extension rule differ); use another DST, the same settings, "
-                "or --restart to redo those files with the new settings"
-            )
-
-        # Plan.
-        todo: list[Task] = []
-        previous: list[tuple[Task, mf.Entry]] = []
-        folders: list[str] = [""]
-        collisions = 0
-        for item in walk(
-            src_root,
-            extension=extension,
-            images_only=images_only,
-            follow_symlinks=follow_symlinks,
-            in_place=in_place,
-            shard=shard_t,
-            exclude=None if in_place else dst_root,
-        ):
-            if isinstance(item, str):
-                folders.append(item)
-            elif isinstance(item, Task):
-                entry = entries.get(item.rel)
-                if (
-                    entry is not None
-                    and entry.cfg == cfg
-                    and not (retry_failed and entry.status == "failed")
-                    and _is_done(item, entry, dst_root, in_place)
-                ):
-                    previous.append((item, entry))
-                else:
-                    todo.append(item)
-            elif isinstance(item, Skipped):
-                summary.skipped_entries.append({"path": item.rel, "reason": item.reason})
-            elif isinstance(item, Collision):
-                collisions += 1
-                summary.failures.append({"path": item.rel, "reason": item.reason, "earlier_run": False})
-        del entries
-        n_files = len(todo) + len(previous) + collisions
-        # Where the disk (or quota) turned out full: (path, errno); the run stops there.
-        full: tuple[str, int] | None = None
-
-        def disk_full() -> DiskFull:
-            assert full is not None
-            summary.interrupted = True
-            finished = n_files - (len(todo) - summary.processed)
-            return DiskFull(full[0], full[1], finished, n_files, summary)
-
-        if not in_place:
-            for rel_dir in folders:  # mirror the tree, empty folders included
-                try:
-                    folder = _safe_makedirs(dst_root, rel_dir)
-                except OSError as exc:
-                    if exc.errno in NO_SPACE_ERRNOS:
-                        full = (os.path.join(dst_root, rel_dir), exc.errno)
-                        raise disk_full() from None
-                    raise DnnjpegError(f"cannot create {display(rel_dir)} in DST: {exc}") from None
-                if resuming:
-                    _remove_stale_tmp(folder, tag)
-        elif resuming:
-            for rel_dir in folders:
-                _remove_stale_tmp(os.path.join(src_root, rel_dir), tag)
-
-        # Earlier runs' work counts in the summary.
-        for task, entry in previous:
-            _count(summary, task.kind, entry.status, entry.src_size, entry.dst_size)
-            if entry.status == "failed":
-                summary.failures.append({"path": task.rel, "reason": entry.reason or "", "earlier_run": True})
-        summary.resumed = len(previous)
-        if rate_control is not None:
-            summary.rate_control = rcb.previous_choices(rate_control, dst_root, previous)
-        summary.files = n_files
-        summary.skipped = len(summary.skipped_entries)
-        summary.failed = len(summary.failures)
-        del previous
-
-        if scheduler:
-            backend, n_workers = "dask", 0
-        elif workers == 0 or len(todo) <= 1:
-            backend, n_workers = "in-process", 1
-        else:
-            backend, n_workers = "process", min(workers, max(1, len(todo)))
-        if rate_control is not None:
-            opts, backend, n_workers, batch_size = rcb.backend_options(
-                opts, backend, n_workers, batch_size, default_workers()
-            )
-        summary.backend, summary.workers = backend, n_workers
-        no_room = _unless_full(
-            writer.append,
-            {
-                "type": "run",
-                "t": time.time(),
-                "dnnjpeg": __version__,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "src": src_root,
-                "shard": list(shard_t) if shard_t else None,
-                "backend": backend,
-                "cfg": cfg,
-                "settings": settings,
-                "todo": len(todo),
-            }
-        )
-        if no_room:
-            full = (manifest_path, no_room)
-            raise disk_full()
-        kinds = {t.rel: t.kind for t in todo}
-        bar = _Progress(len(todo), sum(t.size for t in todo), progress)
-
-        manifest_full = False  # nothing more can be recorded
-
-        def emit(records: list[dict[str, Any]]) -> bool:
-            nonlocal full, manifest_full
-            if manifest_full:
-                return False  # these files are redone by the rerun
-            nospace = [rec for rec in records if rec["status"] == NO_SPACE]
-            if nospace:  # not finished: never recorded
-                records = [rec for rec in records if rec["status"] != NO_SPACE]
-                if full is None:
-                    rec = nospace[0]
-                    full = (os.path.join(dst_root, rec.get("out", rec["path"])), rec.get("errno", errno.ENOSPC))
-            now = time.time()
-            for rec in records:
-                rec["cfg"] = cfg
-                rec["t"] = now
-            no_room = _unless_full(writer.extend, records)
-            if no_room:
-                manifest_full = True
-                if full is None:
-                    full = (manifest_path, no_room)
-                return False
-            for rec in records:
-                kind = kinds.pop(rec["path"], "image")
-                _count(summary, kind, rec["status"], rec["src_size"], rec["dst_size"])
-                summary.processed += 1
-                summary.processed_bytes += rec["src_size"] or 0
-                if rec["status"] == "failed":
-                    summary.failed += 1
-                    summary.failures.append({"path": rec["path"], "reason": rec["reason"], "earlier_run": False})
-                elif rec.get("warning"):
-                    summary.warnings.append({"path": rec["path"], "warning": rec["warning"]})
-                if summary.rate_control is not None and "held" in rec and rec["status"] in ("ok", "kept"):
-                    summary.rate_control.add(rec)
-                bar.update(rec["src_size"] or 0, summary.failed)
-            return full is None
-
-        try:
-            if not todo:
-                pass
-            elif backend == "dask":
-                assert scheduler is not None
-                summary.workers = _run_dask(src_root, dst_root, todo, opts, emit, scheduler, batch_size or 8)
-            elif backend == "in-process":
-                _run_serial(src_root, dst_root, todo, opts, emit, batch_size or 1)
-            else:
-                _run_pool(src_root, dst_root, todo, opts, emit, n_workers, batch_size or 0)
-        except KeyboardInterrupt:
-            summary.interrupted = True
-            raise
+            _run(job, plan.todo, rec, how)
         finally:
-            bar.close()
-            summary.failures.sort(key=lambda f: f["path"])
-            summary.warnings.sort(key=lambda w: w["path"])
-            if summary.rate_control is not None:
-                summary.rate_control.sort()
-            summary.seconds = time.perf_counter() - t_start
-            if full is not None:
-                summary.interrupted = True
-            if report is not None:
-                no_room = _write_report(
-                    report,
-                    rcb.with_report(summary, {
-                        "format": "dnnjpeg-recompress-report",
-                        "version": 1,
-                        "summary": {
-                            k: v
-                            for k, v in summary.to_dict().items()
-                            if k not in ("failures", "skipped_entries", "warnings")
-                        },
-                        "settings": {
-                            "table": qt.meta.get("name", str(table) if not isinstance(table, QTable) else None),
-                            "quality": qt.meta.get("quality"),
-                            "fingerprint": cfg,
-                            **{k: v for k, v in settings.items() if k not in ("luma", "chroma")},
-                        },
-                        "failures": summary.failures,
-                        "skipped": summary.skipped_entries,
-                        "warnings": summary.warnings,
-                    }),
-                )
-                if summary.rate_control is not None and not no_room:
-                    rcb.plot_choices(summary.rate_control, rcb.plot_path(report))
-                if no_room and full is None:  # the run finished, the report does not fit
-                    full = (os.fspath(report), no_room)
-        if full is not None:
-            raise disk_full()
+            _report(job, rec, t_start)
+        if rec.full is not None:
+            raise rec.disk_full()
     return summary
 
 

@@ -31,7 +31,6 @@ import stat
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar, cast
@@ -39,7 +38,8 @@ from typing import Any, NamedTuple, TypeVar, cast
 from PIL import Image, UnidentifiedImageError
 
 from .._jpegmarkers import metadata_segments
-from ..pillow_plugin import encode, jpeg_save_kwargs, to_jpeg_mode
+from ..options import EncodeOptions
+from ..pillow_plugin import encode, to_jpeg_mode
 from ..qtable import QTable
 from .plan import TMP_PREFIX, Task
 
@@ -59,7 +59,6 @@ __all__ = [
 #: Formats an image input may turn out to be (by content).  Anything else fails.
 OPEN_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "TIFF", "WEBP")  # "JPEG" also opens MPO files
 _JPEG_FORMATS = ("JPEG", "MPO")
-_ORIENTATION = 0x0112
 _COPY_CHUNK = 1 << 20
 #: Encoded bytes :func:`process_batch` holds before writing them out (a batch of huge
 #: images is written in several groups).
@@ -68,48 +67,29 @@ PENDING_BYTES = 64 << 20
 
 @dataclass(frozen=True)
 class Options:
-    """Per-run settings shipped to every worker (plain values: cheap to pickle per task).
+    """Per-run settings shipped to every worker (cheap to pickle per task).
 
-    ``tables`` is ``(luma, chroma, subsampling)`` of the QTable (see :meth:`for_table`);
-    the QTable is rebuilt once per worker process, not once per task.
+    ``encode`` holds its table by value (:meth:`EncodeOptions.with_plain_table`): no name,
+    file or provenance to look up in the worker.
     """
 
-    tables: tuple[tuple[int, ...], tuple[int, ...], str]
-    subsampling: str | None = None
-    optimize: bool = False
-    progressive: bool = False
-    trellis: bool = False
-    allow_16bit: bool = False
-    strip: bool = False
+    encode: EncodeOptions = dataclasses.field(default_factory=EncodeOptions)
     keep_smaller: bool = False
     max_pixels: int | None = None  # None: Pillow's Image.MAX_IMAGE_PIXELS rule
     fsync: bool = False
     in_place: bool = False
     tmp_tag: str = "all"  # temporary files are named .dnnjpeg-tmp-<tag>-<pid>-<random>
     #: a :class:`dnnjpeg.ratecontrol.RateControl`: the model in the loop chooses each image's bytes
-    #: (``tables``, ``subsampling``, ``optimize``, ``progressive``, ``trellis`` are then not used).
+    #: (``encode`` then only gives the metadata policy).
     rate_control: Any = None
     #: torch threads per worker process on the CPU (an int; or ``((dask worker address, n), ...)``);
     #: ``None`` leaves torch's own setting.
     torch_threads: Any = None
 
-    @staticmethod
-    def table_values(qt: QTable) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-        return (tuple(qt.luma), tuple(qt.chroma), qt.subsampling)
-
     @property
     def table(self) -> QTable:
-        return _qtable(self.tables)
-
-
-@functools.lru_cache(maxsize=8)
-def _qtable(values: tuple[tuple[int, ...], tuple[int, ...], str]) -> QTable:
-    luma, chroma, subsampling = values
-    if max(max(luma), max(chroma)) > 255:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return QTable(luma, chroma, subsampling, allow_16bit=True)
-    return QTable(luma, chroma, subsampling)
+        """The table written."""
+        return self.encode.qtable
 
 
 class UnsafeDestination(OSError):
@@ -350,27 +330,13 @@ def _write_output(
     return size, h.hexdigest()
 
 
-def _encode_options(im: Image.Image, opts: Options, record: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "subsampling": opts.subsampling,
-        "optimize": opts.optimize,
-        "progressive": opts.progressive,
-        "keep_metadata": not opts.strip,
-        "allow_16bit": opts.allow_16bit,
-    }
-    if opts.trellis:
-        if im.mode == "CMYK":  # mozjpeg's path writes L and RGB only; keep the file's colours
-            _warn(record, "CMYK image written without trellis quantization")
-        else:
-            options["trellis"] = True
-    if opts.strip:
-        # Keep only the orientation, so the picture still displays the same way.
-        orientation = im.getexif().get(_ORIENTATION)
-        if orientation not in (None, 1):
-            exif = Image.Exif()
-            exif[_ORIENTATION] = orientation
-            options["exif"] = exif.tobytes()
-    return options
+def _encode_options(im: Image.Image, opts: Options, record: dict[str, Any]) -> EncodeOptions:
+    """The run's encode options for ``im``: a CMYK image is written by libjpeg (mozjpeg's trellis path
+    writes L and RGB only; this keeps the file's colours), with a warning in its record."""
+    if opts.encode.trellis and im.mode == "CMYK":
+        _warn(record, "CMYK image written without trellis quantization")
+        return opts.encode.replace(writer="libjpeg")
+    return opts.encode
 
 
 def _warn(record: dict[str, Any], warning: str) -> None:
@@ -570,7 +536,7 @@ def _process_image(src: str, dst_root: str, task: Task, opts: Options, record: d
             return None
         if opts.rate_control is not None:  # the model chooses the bytes, for the whole batch at once
             return _decoded(im, data, st, opts, record)  # type: ignore[return-value]  # a _Decoded
-        out = encode(im, opts.table, **_encode_options(im, opts, record))
+        out = encode(im, options=_encode_options(im, opts, record))
     if opts.keep_smaller and record["format"] in _JPEG_FORMATS and len(out) >= len(data):
         return _keep_original(st, data, record, opts, f"recompressed size {len(out)} is not smaller (--keep-smaller)")
     return _Output(out, st, "ok", None)
@@ -599,13 +565,13 @@ class _Decoded(NamedTuple):
     metadata: dict[str, Any]  # Pillow JPEG save keywords writing the metadata the output keeps
 
 
-#: Pillow save keywords of jpeg_save_kwargs that code pixels (the rest write metadata).
+#: Pillow save keywords of EncodeOptions.save_kwargs that code pixels (the rest write metadata).
 _CODING_KEYS = ("qtables", "subsampling", "optimize", "progressive")
 
 
 def _decoded(im: Image.Image, data: bytes, st: os.stat_result, opts: Options, record: dict[str, Any]) -> _Decoded:
     """Detach a loaded image from its file, with the metadata the output will carry (as the table path keeps it)."""
-    kwargs = jpeg_save_kwargs(im, **_encode_options(im, opts, record))
+    kwargs = _encode_options(im, opts, record).save_kwargs(im)
     metadata = {k: v for k, v in kwargs.items() if k not in _CODING_KEYS}
     pixels = to_jpeg_mode(im)
     if pixels is im:

@@ -11,7 +11,8 @@ from PIL import Image
 
 from ..errors import DnnjpegError
 from ..families import resolve_table, tuned_writer
-from ..pillow_plugin import save, writable_table
+from ..options import EncodeOptions
+from ..pillow_plugin import save
 from ..qtable import SUBSAMPLINGS
 from . import register_command
 
@@ -72,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
         raise DnnjpegError(f"{dst}: output is the input file; refusing to overwrite it")
     # A table problem names the table (and is found before the image is read); image problems name the image.
-    table = writable_table(args.table, args.quality, allow_16bit=args.allow_16bit, trellis=args.trellis)
+    options = EncodeOptions(
+        args.table, args.quality, subsampling=args.subsampling, optimize=args.optimize, progressive=args.progressive,
+        writer="trellis" if args.trellis else "libjpeg", metadata="strip" if args.strip else "keep",
+        allow_16bit=args.allow_16bit,
+    )  # fmt: skip
     note = writer_note(args.table, args.quality, args.trellis)
     if note:
         print(note, file=sys.stderr)
@@ -81,17 +86,7 @@ def run(args: argparse.Namespace) -> int:
             im.load()
             tmp = dst.with_name(f".{dst.name}.dnnjpeg-tmp")
             try:
-                save(
-                    im,
-                    tmp,
-                    table,
-                    subsampling=args.subsampling,
-                    optimize=args.optimize,
-                    progressive=args.progressive,
-                    trellis=args.trellis,
-                    keep_metadata=not args.strip,
-                    allow_16bit=args.allow_16bit,
-                )
+                save(im, tmp, options=options)
                 os.replace(tmp, dst)
             finally:
                 tmp.unlink(missing_ok=True)

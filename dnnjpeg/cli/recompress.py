@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DnnjpegError
+from ..options import EncodeOptions
 from ..qtable import SUBSAMPLINGS
 from . import register_command
 from .compress import add_allow_16bit_argument
@@ -218,26 +219,24 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     try:
+        options = EncodeOptions(
+            "standard" if args.table is None else args.table, args.quality, subsampling=args.subsampling,
+            optimize=args.optimize, progressive=args.progressive, writer="trellis" if args.trellis else "libjpeg",
+            metadata="orientation" if args.strip else "keep", allow_16bit=args.allow_16bit,
+        )  # fmt: skip
         summary = recompress(
             args.src,
             args.dst,
-            "standard" if args.table is None else args.table,
-            args.quality,
-            args.workers,
+            workers=args.workers,
+            options=options,
             report=args.report,
             images_only=args.images_only,
             in_place=args.in_place,
-            strip=args.strip,
             keep_smaller=args.keep_smaller,
             retry_failed=args.retry_failed,
             restart=args.restart,
             extension=args.extension,
             follow_symlinks=args.follow_symlinks,
-            subsampling=args.subsampling,
-            optimize=args.optimize,
-            progressive=args.progressive,
-            trellis=args.trellis,
-            allow_16bit=args.allow_16bit,
             max_pixels=args.max_pixels,
             scheduler=args.scheduler,
             shard=args.shard,

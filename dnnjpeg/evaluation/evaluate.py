@@ -54,6 +54,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DnnjpegError
+from ..options import EncodeOptions
 from ..qtable import QTable
 from .codec import Codec, TableLike, as_qtable, is_encoder
 from .data import PROTOCOLS, Dataset, _atomic_save_npy, bmp_size, cache_dir, load_dataset
@@ -281,6 +282,26 @@ def resolve_device(device: Any = None) -> Any:
     return torch.device(device)
 
 
+def _writer_of(options: EncodeOptions | None, writer: str | None) -> str | None:
+    """The evaluator's writer (an encoder family name; ``None``: libjpeg) for ``options`` and ``writer``."""
+    if options is None:
+        return writer
+    if not isinstance(options, EncodeOptions):
+        raise EvaluationError(f"options must be a dnnjpeg.EncodeOptions, got {type(options).__name__}")
+    unset = EncodeOptions()
+    given = [f for f in ("table", "quality", "subsampling") if getattr(options, f) != getattr(unset, f)]
+    if given:
+        raise EvaluationError(
+            f"Evaluator(options=...) sets how tables are written; its {', '.join(given)} must be left unset "
+            "(evaluate() takes the tables)"
+        )
+    family = options.encoder_family()
+    implied = None if family == "libjpeg" else family
+    if writer is not None and writer != implied:
+        raise EvaluationError(f"writer={writer!r} contradicts options (written by {family}); give one of them")
+    return implied
+
+
 class Evaluator:
     """Evaluates tables on one model, one dataset and one protocol.
 
@@ -307,6 +328,12 @@ class Evaluator:
             ``"standard"`` (``QTable.standard(q)``, the anchor every comparison is made against) are still
             written by libjpeg.  Tuning with ``writer="trellis"`` finds tables for ``dnnjpeg recompress
             --trellis``.  Default ``None``: libjpeg writes everything.
+        options: how the tables are written, as :class:`~dnnjpeg.EncodeOptions` (``writer``,
+            ``optimize``, ``progressive``) instead of ``writer``: ``writer="trellis"`` is the
+            ``"trellis"`` family, with ``progressive=True`` ``"mozjpeg"``; ``optimize=True`` with
+            libjpeg is ``"libjpeg-opt"``.  The tables themselves come from :meth:`evaluate`, so
+            ``table``, ``quality`` and ``subsampling`` must be left unset; the metadata policy does
+            not apply (arrays carry none).
 
     Methods return :class:`Result`; all accept ``indices`` (dataset indices, any order; results
     come back in that order) so a search can work on subsets and folds.  Picklable (the model
@@ -330,13 +357,14 @@ class Evaluator:
         prefetch: bool | None = None,
         fold_batchnorm: bool = True,
         writer: str | None = None,
+        options: EncodeOptions | None = None,
     ) -> None:
         from ..encoders import get_family
         from .models import get
 
         if writer is not None:
             get_family(writer)  # an unknown name raises EncoderError listing the known ones
-        self.writer = writer
+        self.writer = _writer_of(options, writer)
 
         if protocol not in PROTOCOLS:
             raise EvaluationError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")

@@ -44,10 +44,14 @@ from torchvision import tv_tensors
 
 from ..encoders import MozjpegEncoder, check_trellis_mode, require_jpeglib
 from ..families import resolve_table
+from ..options import EncodeOptions, agreed_fields
 from ..pillow_plugin import to_jpeg_mode
 from ..qtable import SUBSAMPLINGS, QTable
 
 __all__ = ["apply_options", "dnnjpeg", "jpeg_options"]
+
+#: The table of the transform when none is given.
+DEFAULT_TABLE = "resnet50"
 
 ImageLike = TypeVar("ImageLike", Image.Image, torch.Tensor)
 
@@ -92,23 +96,45 @@ def _options_for(qt: QTable, subsampling: str | None, trellis: bool = False) -> 
     return opts
 
 
+def _encode_settings(
+    options: EncodeOptions | None, table: Any, quality: Any, subsampling: str | None, trellis: bool | None
+) -> tuple[Any, Any, str | None, bool]:
+    """``(table, quality, subsampling, trellis)`` of the transform's arguments: ``options`` when given (the
+    others, where not ``None``, must agree with it), else the arguments with their defaults."""
+    given = {k: v for k, v in (("table", table), ("quality", quality), ("subsampling", subsampling),
+                               ("trellis", trellis)) if v is not None}  # fmt: skip
+    if options is None:
+        return given.get("table", DEFAULT_TABLE), quality, subsampling, given.get("trellis", False)
+    if not isinstance(options, EncodeOptions):
+        raise ValueError(f"options must be a dnnjpeg.EncodeOptions, got {type(options).__name__}")
+    agreed_fields(options, **given)
+    return options.table, options.quality, options.subsampling, options.trellis
+
+
 def dnnjpeg(
     img: ImageLike,
-    table: str | os.PathLike[str] | QTable = "resnet50",
+    table: str | os.PathLike[str] | QTable | None = None,
     quality: int | None = None,
     subsampling: str | None = None,
-    trellis: bool = False,
+    trellis: bool | None = None,
+    *,
+    options: EncodeOptions | None = None,
 ) -> ImageLike:
     """JPEG-compress and decompress ``img`` with a dnnjpeg quantization table.
 
     Args:
         img: PIL image, or tensor ``[..., 1 or 3, H, W]`` of dtype ``uint8`` or floating
             (values in [0, 1]); plain tensor or ``tv_tensors.Image``/``Video``; any device.
-        table: family name, JSON path or :class:`~dnnjpeg.QTable`.
+        table: family name, JSON path or :class:`~dnnjpeg.QTable` (default ``"resnet50"``).
         quality: family member (the standard quality it is size-matched to); ``None`` for
             the family default.  Must be ``None`` with a QTable.
         subsampling: chroma subsampling override; ``None`` keeps the table's own.
-        trellis: quantize with mozjpeg's trellis quantization instead of libjpeg's rounding.
+        trellis: quantize with mozjpeg's trellis quantization instead of libjpeg's rounding
+            (``writer="trellis"``; default False).
+        options: the encode settings (:class:`~dnnjpeg.EncodeOptions`) instead of ``table``,
+            ``quality``, ``subsampling`` and ``trellis`` (which must then agree with it).  Its
+            ``optimize`` and ``progressive`` change the bytes, not the pixels, and metadata has
+            none to act on: they are not used here.
 
     Returns:
         The decompressed image, of the same kind, shape, dtype and device as ``img``
@@ -133,6 +159,7 @@ def dnnjpeg(
         >>> dnnjpeg(x.float() / 255, "standard", quality=90).dtype
         torch.float32
     """
+    table, quality, subsampling, trellis = _encode_settings(options, table, quality, subsampling, trellis)
     opts = _options_for(resolve_table(table, quality), subsampling, trellis)
     return apply_options(img, opts)
 

@@ -13,8 +13,9 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
 
 from ..families import find_family, resolve_table
+from ..options import EncodeOptions
 from ..qtable import SUBSAMPLINGS, QTable
-from .functional import _options_for, apply_options
+from .functional import _encode_settings, _options_for, apply_options
 
 __all__ = ["DNNJPEG"]
 
@@ -90,7 +91,8 @@ class DNNJPEG(Transform):
 
     Args:
         table: a family name (``dnnjpeg.tables()``), a table/family JSON path, a
-            :class:`~dnnjpeg.QTable`, or a non-empty list of these to choose from.
+            :class:`~dnnjpeg.QTable`, or a non-empty list of these to choose from (default
+            ``"resnet50"``).
         quality: ``None`` (each family's default member), an int (that member), or a
             ``(min, max)`` range drawn among the family members inside it.  Every family
             must have at least one matching member; QTables and single-table files take
@@ -98,11 +100,16 @@ class DNNJPEG(Transform):
         p: probability of compressing at all (per call).
         subsampling: ``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``, or ``None`` for each table's own.
         trellis: quantize with mozjpeg's trellis quantization (the pixels of a dataset written
-            by ``dnnjpeg recompress --trellis``); slower.
+            by ``dnnjpeg recompress --trellis``); slower.  Default False.
+        options: one table's encode settings (:class:`~dnnjpeg.EncodeOptions`: ``table``,
+            ``quality``, ``subsampling``, ``writer``) instead of those four arguments, which must
+            then agree with it (``optimize``, ``progressive`` and ``metadata`` do not change the
+            pixels and are not used).
 
     Raises:
         ValueError: any bad argument (unknown table, missing member, bad range, ``p``
-            outside [0, 1], unknown subsampling, a 16-bit table).
+            outside [0, 1], unknown subsampling, a 16-bit table, an argument that contradicts
+            ``options``).
 
     Example:
         >>> import torch
@@ -120,13 +127,16 @@ class DNNJPEG(Transform):
 
     def __init__(
         self,
-        table: TableSpec | Sequence[TableSpec] = "resnet50",
+        table: TableSpec | Sequence[TableSpec] | None = None,
         quality: int | tuple[int, int] | None = None,
         p: float = 1.0,
         subsampling: str | None = None,
-        trellis: bool = False,
+        trellis: bool | None = None,
+        *,
+        options: EncodeOptions | None = None,
     ) -> None:
         super().__init__()
+        table, quality, subsampling, trellis = _encode_settings(options, table, quality, subsampling, trellis)
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
         if subsampling is not None and subsampling not in SUBSAMPLINGS:
