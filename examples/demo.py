@@ -16,7 +16,7 @@ Steps (each prints what it compares with what, in the unit it is measured in; no
    still baseline): bytes against standard JPEG q50 of the same photos.
 
 A few dozen tiles make every figure illustrative, not evidence: the measured figures on 500 ImageNet
-photos, with their commands, are in docs/ratecontrol-results.md and the README.
+photos, with their commands, are in docs/ratecontrol-results.md and docs/measurements.md.
 """
 
 from __future__ import annotations
