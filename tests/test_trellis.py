@@ -143,8 +143,8 @@ def test_recompress_trellis_writes_smaller_baseline_files(photo, tmp_path: Path,
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     assert main(["recompress", str(src), str(tmp_path / "plain"), "--table", "efficientnet_lite0", "--workers", "0"]) == 1
     capsys.readouterr()
-    code = main(["recompress", str(src), str(tmp_path / "trellis"), "--table", "efficientnet_lite0", "--writer", "trellis",
-                 "--workers", "0", "--report-json", str(tmp_path / "report.json")])
+    code = main(["recompress", str(src), str(tmp_path / "trellis"), "--table", "efficientnet_lite0", "--writer",
+                 "trellis", "--workers", "0", "--report-json", str(tmp_path / "report.json")])
     assert code == 1  # the broken file fails; the others are written
     out = capsys.readouterr().out
     assert "warnings (1):\n  cmyk.jpg: CMYK image written without trellis quantization" in out

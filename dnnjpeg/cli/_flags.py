@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..curve import DEFAULT_QUALITIES as SWEEP_QUALITIES
+from ..data import PROTOCOLS
 from ..evaluate import Evaluator
 from ..family_tune import tune_family
 from ..qtable import SUBSAMPLINGS
@@ -78,7 +79,7 @@ def qualities_text(qualities: Sequence[int]) -> str:
     """``(5, 10, ..., 95)`` -> ``"5:95:5"``; anything else -> ``"10,20,...,95"``; :func:`parse_qualities` reads both."""
     qs = list(qualities)
     steps = {b - a for a, b in zip(qs, qs[1:])}
-    if len(qs) > 2 and len(steps) == 1 and steps.pop() > 0:
+    if len(qs) > 2 and len(steps) == 1 and qs[1] > qs[0]:
         return f"{qs[0]}:{qs[-1]}:{qs[1] - qs[0]}"
     return ",".join(str(q) for q in qs)
 
@@ -110,7 +111,6 @@ FAMILY_QUALITIES = qualities_text(default_of(tune_family, "qualities"))
 SEED = default_of(search_tune, "seed")
 #: Image protocol of the evaluator.
 PROTOCOL = default_of(Evaluator.__init__, "protocol")
-PROTOCOLS = ("crop224", "native")
 #: Encoders that write files from the command line (``compress``, ``recompress``); the evaluator takes any
 #: encoder family of :mod:`dnnjpeg.encoders`.
 FILE_WRITERS = ("libjpeg", "trellis")
@@ -122,7 +122,7 @@ class Deprecated(argparse.Action):
     a value) and prints ``dnnjpeg CMD: OLD is deprecated, use NEW`` on stderr.  Hidden from ``--help``."""
 
     def __init__(self, option_strings: Sequence[str], dest: str, *, use: str, flag: bool = False,
-                 const: Any = None, type: Any = None, metavar: str | None = None, **_: Any) -> None:
+                 const: Any = None, type: Any = None, metavar: str | None = None) -> None:
         super().__init__(option_strings, dest, nargs=0 if flag else None, const=const, default=argparse.SUPPRESS,
                          type=type, metavar=metavar, help=argparse.SUPPRESS)
         self.use = use

@@ -68,7 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                 on="scale every candidate to the member's size before evaluating it")
     parser.add_argument("--choose-by", choices=("top1", "kl"), default=_library("choose_by"),
                         help="how cross-validation picks the method: top1 (mean held-out top-1 gain at equal CR) or "
-                        "kl (lowest held-out BD-rate at equal KL, the low-noise per-image signal; default: %(default)s)")
+                        "kl (lowest held-out BD-rate at equal KL, the low-noise per-image signal) "
+                        "(default: %(default)s)")
     parser.add_argument("--stage", choices=("all", "cv", "final"), default=_library("stage"),
                         help="all: everything, then write OUT; cv or final: only that stage's searches "
                         "(default: %(default)s)")
