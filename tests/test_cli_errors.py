@@ -101,7 +101,7 @@ def test_compress_advises_its_own_flag_and_takes_it(files: dict[str, Path], tmp_
             assert im.quantization[0][0] == 300
     assert "SixteenBitTableWarning" not in _err(capsys)  # the flag is the user's informed choice
     assert main(["compress", str(files["image"]), str(out), "--table", str(files["big"]), "--allow-16bit",
-                 "--force", "--trellis"]) == 2
+                 "--force", "--writer", "trellis"]) == 2
     assert "trellis quantization writes baseline tables only" in _err(capsys)
 
 

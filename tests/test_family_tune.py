@@ -26,7 +26,7 @@ from dnnjpeg.testing import without_dates
 pytestmark = pytest.mark.slow
 
 ARGS = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-test", "--qualities", "40,75",
-        "--methods", "sorted,shaped", "--budget", "2", "--space", "separate+subsampling", "--encoders", "none"]
+        "--methods", "sorted,shaped", "--budget", "2", "--space", "separate+subsampling", "--compare-encoders", "none"]
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PARALLEL_SCRIPT = EXAMPLES / "family_parallel.sh"
 
@@ -282,7 +282,7 @@ def test_parallel_script_splits_the_searches_and_the_family_command_only_reads_t
     assert main(["family", "--model", "efficientnet_lite0", "--data", str(dev_data), "--limit", "12",
                  "--name", "lite0-test", "--qualities", "40,75", "--methods", "sorted", "--k", "2", "--fold-seed", "0",
                  "--budget", "2", "--signal", "kl", "--seed", "0", "--space", "separate+subsampling",
-                 "--encoders", "none", "--workdir", str(work), "--out", str(out)]) == 0
+                 "--compare-encoders", "none", "--workdir", str(work), "--out", str(out)]) == 0
     assert {p: n_trials(work / p) for p in journals} == before == dict.fromkeys(journals, 2)
     fam = Family.from_dict(json.loads(out.read_text()), source=str(out))
     assert fam.qualities == [40, 75]
@@ -391,7 +391,7 @@ def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(famil
 
     out = tmp_path / "lite0-trellis.json"
     args = ["--model", "efficientnet_lite0", "--limit", "12", "--name", "lite0-trellis", "--qualities", "50",
-            "--methods", "sorted", "--budget", "2", "--encoders", "none", "--writer", "trellis",
+            "--methods", "sorted", "--budget", "2", "--compare-encoders", "none", "--writer", "trellis",
             "--data", str(dev_data), "--out", str(out)]
     assert main(["family", *args]) == 0
     data = json.loads(out.read_text())
@@ -404,12 +404,12 @@ def test_family_tuned_for_another_writer_records_it_and_reproduces_with_it(famil
     capsys.readouterr()
     assert main(["compress", str(photo), str(tmp_path / "plain.jpg"), "--table", str(out)]) == 0
     assert "tuned to be written by the trellis encoder" in capsys.readouterr().err
-    assert main(["compress", str(photo), str(tmp_path / "trellis.jpg"), "--table", str(out), "--trellis"]) == 0
+    assert main(["compress", str(photo), str(tmp_path / "trellis.jpg"), "--table", str(out), "--writer", "trellis"]) == 0
     assert "tuned to be written" not in capsys.readouterr().err
     (tmp_path / "src").mkdir()
     shutil.copy(photo, tmp_path / "src")
     assert main(["recompress", str(tmp_path / "src"), str(tmp_path / "dst"), "--table", str(out), "--no-progress"]) == 0
-    assert "pass --trellis to write what it was tuned for" in capsys.readouterr().err
+    assert "pass --writer trellis to write what it was tuned for" in capsys.readouterr().err
     # compare-families --writer trellis: the libjpeg family's recorded figures are not re-checked, and says so
     assert main(["compare-families", str(family_run[0]), str(out), "--model", "efficientnet_lite0", "--data",
                  str(dev_data), "--limit", "12", "--resamples", "20", "--writer", "trellis"]) == 0

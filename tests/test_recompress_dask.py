@@ -83,7 +83,7 @@ def test_dask_run_matches_local(dask_scheduler: str, tmp_path: Path, capsys: pyt
     src = tmp_path / "src"
     expected = make_sample_tree(src, tmp_path / "outside")
     code = main(["recompress", str(src), str(tmp_path / "d_dask"), "--table", "resnet50", "--scheduler", dask_scheduler,
-                 "--report", str(tmp_path / "r.json")])  # fmt: skip
+                 "--report-json", str(tmp_path / "r.json")])  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 1 and "dask worker" in out, err
     local = dnnjpeg.recompress(src, tmp_path / "d_local", "resnet50", workers=2)

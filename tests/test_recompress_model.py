@@ -127,7 +127,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = main(["recompress", str(src), str(dst), "--model", "efficientnet_lite0", "--max-kl", str(TAU),
-                     "--workers", "2", "--report", str(report), "--no-progress"])  # fmt: skip
+                     "--workers", "2", "--report-json", str(report), "--no-progress"])  # fmt: skip
     return SimpleNamespace(src=src, dst=dst, report=report, code=code, out=stdout.getvalue(), expected=expected,
                            before=before)  # fmt: skip
 
@@ -342,7 +342,7 @@ def test_dask_local_cluster_gives_the_same_choices(small_tree: Path, tmp_path: P
          "--table cannot be used with --model: the ladder replaces the table"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--quality", "50"],
          "--quality cannot be used with --model"),
-        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--trellis"], "use --ladder trellis"),
+        (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--writer", "trellis"], "use --ladder trellis"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--progressive"], "use --ladder mozjpeg"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--optimize"], "--optimize cannot be used with --model"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--subsampling", "4:4:4"],

@@ -55,7 +55,7 @@ def test_cli_run_never_touches_src_or_outside(tmp_path: Path, capsys: pytest.Cap
             "resnet50",
             "--workers",
             "2",
-            "--report",
+            "--report-json",
             str(tmp_path / "r.json"),
         ]
     )

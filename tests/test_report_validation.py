@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.needs_data]
 def report(dev_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     code = main(["validate", "--model", "efficientnet_lite0", "--data", str(dev_data), "--limit", "16",
-                 "--table", "resnet50", "--qualities", "20,40,60,80", "--encoders", "mozjpeg",
+                 "--table", "resnet50", "--qualities", "20,40,60,80", "--compare-encoders", "mozjpeg",
                  "--resamples", "300", "--report", str(out)])
     assert code == 0
     return out

@@ -143,8 +143,8 @@ def test_recompress_trellis_writes_smaller_baseline_files(photo, tmp_path: Path,
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     assert main(["recompress", str(src), str(tmp_path / "plain"), "--table", "efficientnet_lite0", "--workers", "0"]) == 1
     capsys.readouterr()
-    code = main(["recompress", str(src), str(tmp_path / "trellis"), "--table", "efficientnet_lite0", "--trellis",
-                 "--workers", "0", "--report", str(tmp_path / "report.json")])
+    code = main(["recompress", str(src), str(tmp_path / "trellis"), "--table", "efficientnet_lite0", "--writer",
+                 "trellis", "--workers", "0", "--report-json", str(tmp_path / "report.json")])
     assert code == 1  # the broken file fails; the others are written
     out = capsys.readouterr().out
     assert "warnings (1):\n  cmyk.jpg: CMYK image written without trellis quantization" in out
@@ -170,9 +170,9 @@ def test_recompress_refuses_to_mix_trellis_and_plain_outputs(photo, tmp_path: Pa
     src.mkdir()
     photo.save(src / "a.jpg", quality=90)
     assert main(["recompress", str(src), str(dst), "--table", "standard", "--workers", "0"]) == 0
-    assert main(["recompress", str(src), str(dst), "--table", "standard", "--trellis", "--workers", "0"]) == 2
+    assert main(["recompress", str(src), str(dst), "--table", "standard", "--writer", "trellis", "--workers", "0"]) == 2
     assert "other settings" in capsys.readouterr().err
-    assert main(["recompress", str(src), str(dst), "--table", "standard", "--trellis", "--workers", "0",
+    assert main(["recompress", str(src), str(dst), "--table", "standard", "--writer", "trellis", "--workers", "0",
                  "--restart"]) == 0
     assert _is_baseline((dst / "a.jpg").read_bytes())
 
@@ -182,13 +182,13 @@ def test_compress_cli_trellis(photo, tmp_path: Path, capsys):
     assert main(["compress", str(tmp_path / "in.png"), str(tmp_path / "plain.jpg"), "--table", "efficientnet_lite0",
                  "--optimize"]) == 0
     assert main(["compress", str(tmp_path / "in.png"), str(tmp_path / "t.jpg"), "--table", "efficientnet_lite0",
-                 "--trellis"]) == 0
+                 "--writer", "trellis"]) == 0
     trellis = (tmp_path / "t.jpg").read_bytes()
     assert len(trellis) < (tmp_path / "plain.jpg").stat().st_size and _is_baseline(trellis)
     photo.convert("CMYK").save(tmp_path / "cmyk.tif")
     capsys.readouterr()
     assert main(["compress", str(tmp_path / "cmyk.tif"), str(tmp_path / "c.jpg"), "--table", "standard",
-                 "--trellis"]) == 2
+                 "--writer", "trellis"]) == 2
     err = capsys.readouterr().err
     assert "cmyk.tif" in err and "CMYK" in err
     assert not (tmp_path / "c.jpg").exists()
@@ -231,7 +231,7 @@ def test_without_jpeglib_every_entry_point_says_how_to_install_it(photo, tmp_pat
     src = tmp_path / "src"
     src.mkdir()
     photo.save(src / "a.png")
-    assert main(["recompress", str(src), str(tmp_path / "dst"), "--table", "standard", "--trellis"]) == 2
+    assert main(["recompress", str(src), str(tmp_path / "dst"), "--table", "standard", "--writer", "trellis"]) == 2
     assert "dnnjpeg[trellis]" in capsys.readouterr().err
     assert not (tmp_path / "dst").exists()  # refused before anything was written
     assert dnnjpeg.encode(photo, "efficientnet_lite0")  # libjpeg needs no jpeglib

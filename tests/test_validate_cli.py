@@ -94,7 +94,7 @@ def test_errors_name_the_bad_value(capsys, dev_data):
     base = ["validate", "--model", "efficientnet_lite0", "--data", str(dev_data), "--limit", LIMIT]
     assert main([*base, "--table", "nope"]) == 2
     assert "unknown table 'nope'" in capsys.readouterr().err
-    assert main([*base, "--table", "resnet50", "--encoders", "webp"]) == 2
+    assert main([*base, "--table", "resnet50", "--compare-encoders", "webp"]) == 2
     assert "unknown encoder 'webp'" in capsys.readouterr().err
     assert main([*base, "--table", "resnet50", "--qualities", "50"]) == 2
     assert "at least 2 standard qualities" in capsys.readouterr().err

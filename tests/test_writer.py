@@ -60,17 +60,18 @@ def test_tune_records_the_writer_and_will_not_resume_with_another(folder, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("writer", "trellis", "expected"),
+    ("writer", "used", "expected"),
     [
-        (None, False, None),
-        (None, True, None),  # libjpeg-tuned tables written with trellis: the documented win, no note
-        ("trellis", True, None),
-        ("trellis", False, "pass --trellis"),
-        ("mozjpeg", False, "written by the mozjpeg encoder; this writes it with libjpeg"),
-        ("mozjpeg", True, "written by the mozjpeg encoder; this writes it with trellis"),
+        (None, None, None),
+        (None, "trellis", None),  # libjpeg-tuned tables written with trellis: the documented win, no note
+        ("trellis", "trellis", None),
+        ("trellis", None, "pass --writer trellis"),
+        ("trellis", "libjpeg", "pass --writer trellis"),
+        ("mozjpeg", None, "written by the mozjpeg encoder; this writes it with libjpeg"),
+        ("mozjpeg", "trellis", "written by the mozjpeg encoder; this writes it with trellis"),
     ],
 )
-def test_compress_notes_a_table_tuned_for_another_writer(tmp_path, writer, trellis, expected):
+def test_compress_notes_a_table_tuned_for_another_writer(tmp_path, writer, used, expected):
     from dnnjpeg.cli.compress import writer_note
     from dnnjpeg.families import tuned_writer
 
@@ -78,6 +79,6 @@ def test_compress_notes_a_table_tuned_for_another_writer(tmp_path, writer, trell
     path = tmp_path / "t.json"
     dnnjpeg.QTable.standard(50).replace(meta={"provenance": prov}).to_json(path)
     assert tuned_writer(dnnjpeg.load(path)) == writer
-    note = writer_note(str(path), None, trellis)
+    note = writer_note(str(path), None, used)
     assert note is None if expected is None else expected in note
-    assert writer_note(str(tmp_path / "missing.json"), None, trellis) is None  # the command's own error names it
+    assert writer_note(str(tmp_path / "missing.json"), None, used) is None  # the command's own error names it

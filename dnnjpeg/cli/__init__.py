@@ -19,26 +19,37 @@ from .. import __version__
 from ..advice import Fixable
 from ..errors import DnnjpegError
 from ..qtable import SixteenBitTableWarning
+from ._flags import Deprecated
 
-__all__ = ["build_parser", "main", "register_command"]
+__all__ = ["build_parser", "examples_epilog", "main", "register_command"]
 
 Configure = Callable[[argparse.ArgumentParser], None]
-_REGISTRY: dict[str, tuple[str, Configure]] = {}
+_REGISTRY: dict[str, tuple[str, tuple[str, ...], Configure]] = {}
 
 
-def register_command(name: str, help: str) -> Callable[[Configure], Configure]:
+def register_command(name: str, help: str, example: str | Sequence[str] = ()) -> Callable[[Configure], Configure]:
     """Register ``configure(parser)``, which adds arguments and ``parser.set_defaults(handler=fn)``.
 
-    The handler takes the parsed ``argparse.Namespace`` and returns an exit code.
+    The handler takes the parsed ``argparse.Namespace`` and returns an exit code.  ``example``: one or
+    more real command lines (``dnnjpeg NAME ...``, an optional ``  # comment`` after them) shown at the end
+    of ``dnnjpeg NAME --help``; the tests parse them.
     """
+    examples = (example,) if isinstance(example, str) else tuple(example)
 
     def deco(configure: Configure) -> Configure:
         if name in _REGISTRY:
             raise ValueError(f"command {name!r} is already registered")
-        _REGISTRY[name] = (help, configure)
+        _REGISTRY[name] = (help, examples, configure)
         return configure
 
     return deco
+
+
+def examples_epilog(examples: Sequence[str]) -> str | None:
+    """The ``--help`` epilog listing ``examples`` (``None`` for none)."""
+    if not examples:
+        return None
+    return ("example:\n" if len(examples) == 1 else "examples:\n") + "\n".join(f"  {e}" for e in examples)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dnnjpeg",
         description="JPEG quantization tables tuned for classification networks.",
+        epilog="Every command has --help with an example; the flags they share are listed in docs/cli.md.",
     )
     parser.add_argument("--version", action="version", version=f"dnnjpeg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (help_text, configure) in _REGISTRY.items():
-        configure(sub.add_parser(name, help=help_text, description=help_text))
+    for name, (help_text, examples, configure) in _REGISTRY.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text, epilog=examples_epilog(examples),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter))
     return parser
 
 
@@ -82,7 +95,7 @@ def _spell_option(parser: argparse.ArgumentParser | None, dest: str) -> str | No
                 spelled = _spell_option(sub, dest)
                 if spelled is not None:
                     return spelled
-        elif action.dest == dest and action.option_strings:
+        elif action.dest == dest and action.option_strings and not isinstance(action, Deprecated):
             flag = max(action.option_strings, key=len)
             if action.nargs == 0:
                 return flag

@@ -6,34 +6,38 @@ import argparse
 import json
 import sys
 
+from ..validation.bd_bootstrap import BD_RESAMPLES
+from ..validation.family_compare import compare_families
 from . import register_command
-from .evaluate import add_common_arguments, make_evaluator
+from ._flags import add_bootstrap_arguments, add_evaluator_arguments, add_json, add_progress, default_of
+from .evaluate import make_evaluator
 
 
-@register_command("compare-families",
-                  help="compare two tuned families on the classes their cross-validation held out (paired)")
+@register_command(
+    "compare-families",
+    help="compare two tuned families on the classes their cross-validation held out (paired)",
+    example="dnnjpeg compare-families efficientnet_lite0 mine.json --model efficientnet_lite0 --data val/",
+)
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", help="reference family: shipped name or family JSON file")
     parser.add_argument("b", help="candidate family: shipped name or family JSON file")
-    add_common_arguments(parser)
-    parser.add_argument("--resamples", type=int, default=None,
-                        help="bootstrap resamples of the BD-rate (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_evaluator_arguments(parser)
+    add_bootstrap_arguments(parser, resamples=BD_RESAMPLES, confidence=False, seed=default_of(compare_families, "seed"))
+    add_json(parser)
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..validation.bd_bootstrap import format_interval
-    from ..validation.family_compare import compare_families
     from ..validation.report import format_p, format_pct
 
-    if args.resamples is not None and args.resamples < 1:
+    if args.resamples < 1:
         print(f"dnnjpeg compare-families: --resamples must be >= 1, got {args.resamples}", file=sys.stderr)
         return 2
     ev = make_evaluator(args)
     try:
-        cmp = compare_families(args.a, args.b, ev, resamples=args.resamples, seed=args.seed)
+        cmp = compare_families(args.a, args.b, ev, resamples=args.resamples, seed=args.bootstrap_seed)
     finally:
         ev.close()
     d = cmp.to_dict()

@@ -13,54 +13,40 @@ from ..errors import DnnjpegError
 from ..families import resolve_table, tuned_writer
 from ..options import EncodeOptions
 from ..pillow_plugin import save
-from ..qtable import SUBSAMPLINGS
 from . import register_command
+from ._flags import add_encode_arguments, add_quality, add_table
 
 
 @register_command(
-    "compress", help="compress one image to a JPEG with a dnnjpeg table (baseline unless --progressive)"
+    "compress",
+    help="compress one image to a JPEG with a dnnjpeg table (baseline unless --progressive)",
+    example=(
+        "dnnjpeg compress photo.png photo.jpg --table efficientnet_lite0 --quality 50",
+        "dnnjpeg compress photo.png photo.jpg --table efficientnet_lite0 --writer trellis --strip-metadata",
+    ),
 )
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="input image (any format Pillow reads)")
     parser.add_argument("output", type=Path, help="output JPEG path")
-    parser.add_argument("--table", required=True, help="table family name or JSON path")
-    parser.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
-    parser.add_argument("--subsampling", choices=SUBSAMPLINGS, default=None, help="override the table's subsampling")
-    parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
-    parser.add_argument("--progressive", action="store_true", help="progressive JPEG (default: baseline)")
-    parser.add_argument(
-        "--trellis",
-        action="store_true",
-        help="mozjpeg's trellis quantization: same table, fewer bytes (baseline unless --progressive)",
-    )
-    add_allow_16bit_argument(parser)
-    parser.add_argument("--strip", action="store_true", help="drop EXIF, ICC profile, XMP and comments")
+    add_table(parser)
+    add_quality(parser)
+    add_encode_arguments(parser)
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
     parser.set_defaults(handler=run)
 
 
-def add_allow_16bit_argument(parser: argparse.ArgumentParser) -> None:
-    """``--allow-16bit``: accept and write tables with steps above 255 (``allow_16bit=True``)."""
-    parser.add_argument(
-        "--allow-16bit",
-        action="store_true",
-        help="accept a table with steps above 255: a 16-bit (extended, non-baseline) JPEG table, which many "
-        "decoders reject",
-    )
-
-
-def writer_note(table: str, quality: int | None, trellis: bool) -> str | None:
-    """A line for stderr when ``table`` was tuned for another writer than the one this command uses
-    (e.g. a ``dnnjpeg family --writer trellis`` table written without ``--trellis``); else ``None``.
+def writer_note(table: str, quality: int | None, writer: str | None) -> str | None:
+    """A line for stderr when ``table`` was tuned for another writer than ``writer`` (``--writer``; ``None``
+    is libjpeg), e.g. a ``dnnjpeg family --writer trellis`` table written by libjpeg; else ``None``.
     Tables that cannot be resolved give ``None`` (the command's own error names them)."""
     try:
         tuned_for = tuned_writer(resolve_table(table, quality))
     except (OSError, ValueError):
         return None
-    if tuned_for is None or (tuned_for == "trellis" and trellis):
+    used = writer or "libjpeg"
+    if tuned_for is None or tuned_for == used:
         return None
-    used = "trellis" if trellis else "libjpeg"
-    hint = "; pass --trellis to write what it was tuned for" if tuned_for == "trellis" else ""
+    hint = "; pass --writer trellis to write what it was tuned for" if tuned_for == "trellis" else ""
     return (f"note: table {table!r} was tuned to be written by the {tuned_for} encoder; this writes it with "
             f"{used} (valid JPEG, but not the size and accuracy it was tuned for){hint}")
 
@@ -75,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
     # A table problem names the table (and is found before the image is read); image problems name the image.
     options = EncodeOptions(
         args.table, args.quality, subsampling=args.subsampling, optimize=args.optimize, progressive=args.progressive,
-        writer="trellis" if args.trellis else "libjpeg", metadata="strip" if args.strip else "keep",
+        writer=args.writer or "libjpeg", metadata="keep" if args.keep_metadata else "strip",
         allow_16bit=args.allow_16bit,
     )  # fmt: skip
-    note = writer_note(args.table, args.quality, args.trellis)
+    note = writer_note(args.table, args.quality, args.writer)
     if note:
         print(note, file=sys.stderr)
     try:

@@ -5,42 +5,68 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
+from ..validation.crossval import crossval
 from . import register_command
-from .curve import parse_qualities
-from .evaluate import add_common_arguments, make_evaluator
-from .validate import add_statistics_arguments
+from ._flags import (
+    add_bootstrap_arguments,
+    add_deprecated,
+    add_evaluator_arguments,
+    add_fold_seed,
+    add_json,
+    add_objective,
+    add_out,
+    add_progress,
+    add_qualities,
+    add_quality,
+    add_seed,
+    add_space,
+    default_of,
+    parse_qualities,
+)
+from .evaluate import make_evaluator
 
 
-@register_command("crossval", help="tune on k-1 class-disjoint folds, validate on the held-out fold, per method")
+def _library(name: str) -> Any:
+    return default_of(crossval, name)
+
+
+@register_command(
+    "crossval",
+    help="tune on k-1 class-disjoint folds, validate on the held-out fold, per method",
+    example="dnnjpeg crossval --model efficientnet_lite0 --data val/ --methods sorted,fixed:resnet50 --k 5 --out cv/",
+)
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
+    add_evaluator_arguments(parser)
     parser.add_argument("--methods", required=True,
                         help="comma list: search methods of 'dnnjpeg tune', or fixed:TABLE[@Q] for a fixed "
                              "table (a control, e.g. fixed:resnet50 or fixed:standard@50)")
-    parser.add_argument("--k", type=int, default=5, help="number of class-disjoint folds (default 5)")
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the class-to-fold assignment (default 0)")
-    parser.add_argument("--budget", type=int, default=100, help="candidate evaluations per search (default 100)")
-    parser.add_argument("--objective", default="fitness",
-                        help="search objective, as for 'dnnjpeg tune' (default fitness; e.g. size-matched-kl:50)")
-    parser.add_argument("--quality", type=int, default=None,
-                        help="scale each tuned table to the size of standard JPEG at this quality on its "
-                             "training folds (default: keep the search's best table as is)")
-    parser.add_argument("--space", default="single",
-                        help="search space as for 'dnnjpeg tune' (default single: one table for Y, Cb, Cr)")
-    parser.add_argument("--search-seed", type=int, default=0, help="seed of fold 0's search; fold i uses seed+i")
-    parser.add_argument("--qualities", default="5:95:5",
-                        help="standard qualities for the equal-CR comparison on each fold (default 5:95:5)")
-    add_statistics_arguments(parser)
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="save each fold's table (METHOD-foldI.json) and crossval.json here")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--progress", action="store_true", help="progress bars even when not on a terminal")
+    parser.add_argument("--k", type=int, default=_library("k"),
+                        help="number of class-disjoint folds (default: %(default)s)")
+    add_fold_seed(parser, default=_library("fold_seed"))
+    parser.add_argument("--budget", type=int, default=_library("budget"),
+                        help="candidate evaluations per search (default: %(default)s)")
+    add_objective(parser, default=_library("objective"))
+    add_quality(parser, "scale each tuned table to the size of standard JPEG at this quality on its training folds "
+                "(default: keep the search's best table as is)")
+    add_space(parser, default=_library("space"))
+    # --seed meant the bootstrap seed here; it keeps that meaning (deprecated) for one release, so the same
+    # command gives the same results, and becomes the search seed (as in tune and family) in the next one.
+    parser.add_argument("--search-seed", type=int, default=_library("search_seed"), metavar="N",
+                        help="search seed of fold 0; fold i searches with seed + i (default: %(default)s; "
+                        "spelled --seed from the next release, as in tune and family)")
+    add_qualities(parser, help="standard qualities for the equal-CR comparison on each fold (default: %(default)s)")
+    add_bootstrap_arguments(parser, resamples=_library("resamples"), seed=_library("seed"))
+    add_out(parser, required=False, metavar="DIR",
+            help="save each fold's table (METHOD-foldI.json) and crossval.json here")
+    add_json(parser)
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..validation.crossval import crossval, format_table, parse_method
+    from ..validation.crossval import format_table, parse_method
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
@@ -61,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                       budget=args.budget, objective=args.objective, target_quality=args.quality,
                       space=args.space,
                       search_seed=args.search_seed, resamples=args.resamples, confidence=args.confidence,
-                      seed=args.seed, table_dir=args.out, log=log)
+                      seed=args.bootstrap_seed, table_dir=args.out, log=log)
     finally:
         ev.close()
     d = cv.to_dict()

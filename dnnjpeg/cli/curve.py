@@ -6,35 +6,23 @@ import argparse
 import sys
 
 from . import register_command
-from .evaluate import add_common_arguments, make_evaluator
+from ._flags import add_evaluator_arguments, add_out, add_progress, add_qualities, parse_qualities
+from .evaluate import make_evaluator
 
 
-@register_command("curve", help="standard JPEG's rate-accuracy curve and the fitted fitness parabola")
+@register_command(
+    "curve",
+    help="standard JPEG's rate-accuracy curve and the fitted fitness parabola",
+    example="dnnjpeg curve --model efficientnet_lite0 --data val/ --out curve.json --plot curve.png",
+)
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--out", required=True, help="write the curve JSON here")
-    parser.add_argument("--plot", default=None, help="also save accuracy vs CR with the parabola as a PNG")
-    parser.add_argument(
-        "--qualities", default="5:95:5", help="START:STOP:STEP (inclusive) or a comma list (default 5:95:5)"
-    )
-    parser.add_argument("--progress", action="store_true", help="progress bars even when not on a terminal")
+    add_evaluator_arguments(parser)
+    add_out(parser, required=True, help="write the curve JSON here")
+    parser.add_argument("--plot", default=None, metavar="FILE.png",
+                        help="also save accuracy vs CR with the parabola as a PNG")
+    add_qualities(parser, help="standard qualities: START:STOP:STEP (inclusive) or a comma list (default: %(default)s)")
+    add_progress(parser)
     parser.set_defaults(handler=run)
-
-
-def parse_qualities(text: str) -> list[int]:
-    """``"5:95:5"`` -> 5, 10, ..., 95; ``"10,50,90"`` -> [10, 50, 90]."""
-    text = text.strip()
-    if ":" in text:
-        parts = [int(p) for p in text.split(":")]
-        if len(parts) not in (2, 3):
-            raise ValueError(f"--qualities {text!r}: expected START:STOP[:STEP]")
-        start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 5
-        qs = list(range(start, stop + 1, step))
-    else:
-        qs = [int(p) for p in text.split(",") if p.strip()]
-    if not qs or any(not 1 <= q <= 100 for q in qs):
-        raise ValueError(f"--qualities {text!r}: qualities must be integers in 1..100")
-    return qs
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``dnnjpeg export NAME --format F [-o FILE]`` and ``dnnjpeg export --all [--out DIR] [--check]``."""
+"""``dnnjpeg export NAME --format F [-o/--out FILE]`` and ``dnnjpeg export --all [--out DIR] [--check]``."""
 
 from __future__ import annotations
 
@@ -11,34 +11,42 @@ from ..errors import DnnjpegError
 from ..export import FORMATS, REGENERATE_COMMAND, check_exported, export_all, export_text
 from ..families import load
 from . import register_command
-from .compress import add_allow_16bit_argument
+from ._flags import add_allow_16bit, add_out, add_quality
+
+#: Where ``--all`` writes without ``--out``: the plugins folder of a checkout.
+ALL_DIR = "plugins"
 
 
-@register_command("export", help="export a table for cjpeg/mozjpeg, ImageMagick, C or JSON")
+@register_command(
+    "export",
+    help="export a table for cjpeg/mozjpeg, ImageMagick, C or JSON",
+    example=(
+        "dnnjpeg export resnet50 --format imagemagick --out resnet50-q50.xml",
+        "dnnjpeg export --all --out plugins --check",
+    ),
+)
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="table family name or JSON path")
-    parser.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
+    add_quality(parser)
     parser.add_argument("--format", choices=FORMATS, help="output format (required with NAME)")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="output file (default: standard output)")
-    parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
+    add_out(parser, required=False, metavar="PATH", old=("--output",),
+            help=f"with NAME: the output file (default: standard output); with --all: the folder (default: {ALL_DIR})")
+    parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     parser.add_argument(
         "--all",
         action="store_true",
-        help=f"write the files of every shipped table into DIR/<tool>/tables/ ({REGENERATE_COMMAND})",
+        help=f"write the files of every shipped table into OUT/<tool>/tables/ ({REGENERATE_COMMAND})",
     )
-    parser.add_argument(
-        "--out", type=Path, default=Path("plugins"), metavar="DIR", help="folder for --all (default: plugins)"
-    )
-    parser.add_argument("--check", action="store_true", help="with --all: write nothing, exit 1 if DIR is stale")
-    add_allow_16bit_argument(parser)
+    parser.add_argument("--check", action="store_true", help="with --all: write nothing, exit 1 if OUT is stale")
+    add_allow_16bit(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.all:
-        if args.name is not None or args.format or args.output is not None or args.quality is not None:
-            raise DnnjpegError("--all exports every table; do not give NAME, --format, --quality or -o with it")
-        return _run_all(args.out, args.check)
+        if args.name is not None or args.format or args.quality is not None:
+            raise DnnjpegError("--all exports every table; do not give NAME, --format or --quality with it")
+        return _run_all(Path(args.out or ALL_DIR), args.check)
     if args.check:
         raise DnnjpegError("--check only applies to --all")
     if args.name is None:
@@ -47,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise DnnjpegError(f"--format is required: one of {', '.join(FORMATS)}")
     qt = load(args.name, args.quality, allow_16bit=args.allow_16bit)
     label = str(qt.meta.get("name") or Path(args.name).stem)
-    dst: Path | None = args.output
-    if dst is None or str(dst) == "-":
+    dst = None if args.out is None or args.out == "-" else Path(args.out)
+    if dst is None:
         sys.stdout.write(export_text(qt, args.format, label))
         return 0
     text = export_text(qt, args.format, label, dst.name)

@@ -7,45 +7,77 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import DnnjpegError
+from ..evaluation.evaluate import Evaluator
+from ..search.family import tune_family
 from . import register_command
-from .evaluate import add_common_arguments, make_evaluator
+from ._flags import (
+    FAMILY_QUALITIES,
+    PROTOCOL,
+    add_compare_encoders,
+    add_evaluator_arguments,
+    add_fold_seed,
+    add_out,
+    add_progress,
+    add_project,
+    add_qualities,
+    add_seed,
+    add_space,
+    default_of,
+    parse_qualities,
+    progress_wanted,
+)
+from .evaluate import make_evaluator
 
-DEFAULT_QUALITIES = "30,40,50,60,75,90"
+
+def _library(name: str) -> Any:
+    return default_of(tune_family, name)
 
 
-@register_command("family", help="tune a size-matched table family, choose the method by class-disjoint "
-                                 "cross-validation, and write it with provenance and held-out metrics")
+@register_command(
+    "family",
+    help="tune a size-matched table family, choose the method by class-disjoint cross-validation, and write it "
+    "with provenance and held-out metrics",
+    example="dnnjpeg family --model efficientnet_lite0 --data val/ --name mine --methods sorted,fisher --budget 30 "
+    "--out mine.json",
+)
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
+    add_evaluator_arguments(parser)
     parser.add_argument("--name", required=True, help="family name (the file name in tables/ without .json)")
-    parser.add_argument("--out", required=True, help="write the family JSON here")
+    add_out(parser, required=True, help="write the family JSON here")
     parser.add_argument("--workdir", default=None,
                         help="journals of every search (default: OUT with suffix .work); reruns resume from it")
-    parser.add_argument("--qualities", default=DEFAULT_QUALITIES,
-                        help=f"standard qualities the members are size-matched to (default {DEFAULT_QUALITIES})")
-    parser.add_argument("--methods", default="sorted",
-                        help="comma list of search methods; class-disjoint cross-validation picks one (default sorted)")
-    parser.add_argument("--k", type=int, default=2, help="class-disjoint folds (default 2)")
-    parser.add_argument("--fold-seed", type=int, default=0, help="seed of the class-to-fold assignment (default 0)")
-    parser.add_argument("--budget", type=int, default=60, help="evaluations per search (default 60)")
-    parser.add_argument("--signal", default="kl",
-                        help="objective signal: kl (default, low noise), ce, top1, top5, agreement")
-    parser.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
-    parser.add_argument("--space", default="single", help="search space (default single: one table for Y, Cb, Cr)")
-    parser.add_argument("--no-project", action="store_true",
-                        help="do not scale candidates to the member's size before evaluating them")
-    parser.add_argument("--choose-by", choices=("top1", "kl"), default="top1",
-                        help="how cross-validation picks the method: top1 (default; mean held-out top-1 gain at equal "
-                             "CR) or kl (lowest held-out BD-rate at equal KL, the low-noise per-image signal)")
-    parser.add_argument("--stage", choices=("all", "cv", "final"), default="all",
-                        help="all (default): everything, then write OUT; cv or final: only that stage's searches")
-    parser.add_argument("--encoders", default="mozjpeg",
-                        help="other encoders measured for the BD-rate comparison (comma list; 'none' for none)")
-    parser.add_argument("--backend", choices=("thread", "process"), default="thread",
-                        help="JPEG codec pool (process is faster on many-core GPU machines)")
-    parser.add_argument("--progress", action="store_true", help="progress lines even when not on a terminal")
+    add_qualities(parser, default=FAMILY_QUALITIES,
+                  help="the members: standard qualities they are size-matched to (default: %(default)s)")
+    parser.add_argument("--methods", default=",".join(_library("methods")),
+                        help="comma list of search methods; class-disjoint cross-validation picks one "
+                        "(default: %(default)s)")
+    parser.add_argument("--k", type=int, default=_library("k"), help="class-disjoint folds (default: %(default)s)")
+    add_fold_seed(parser, default=_library("fold_seed"))
+    parser.add_argument("--budget", type=int, default=_library("budget"),
+                        help="evaluations per search (default: %(default)s)")
+    parser.add_argument("--signal", default=_library("signal"),
+                        help="objective signal: kl (low noise), ce, top1, top5, agreement (default: %(default)s)")
+    add_seed(parser, default=_library("seed"),
+             help="search seed (default: %(default)s; fold i searches with seed + i, the final searches with seed + k)")
+    add_space(parser, default=_library("space"))
+    add_project(parser, default=_library("project"),
+                on="scale every candidate to the member's size before evaluating it")
+    parser.add_argument("--choose-by", choices=("top1", "kl"), default=_library("choose_by"),
+                        help="how cross-validation picks the method: top1 (mean held-out top-1 gain at equal CR) or "
+                        "kl (lowest held-out BD-rate at equal KL, the low-noise per-image signal) "
+                        "(default: %(default)s)")
+    parser.add_argument("--stage", choices=("all", "cv", "final"), default=_library("stage"),
+                        help="all: everything, then write OUT; cv or final: only that stage's searches "
+                        "(default: %(default)s)")
+    add_compare_encoders(parser, default=",".join(_library("compare_encoders")),
+                         help="other encoders measured for the BD-rate comparison (comma list; 'none' for none; "
+                         "default: %(default)s)")
+    parser.add_argument("--backend", choices=("thread", "process"), default=default_of(Evaluator.__init__, "backend"),
+                        help="JPEG codec pool (process is faster on many-core GPU machines; default: %(default)s)")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
@@ -54,17 +86,17 @@ def _command(args: argparse.Namespace) -> str:
              "--qualities", args.qualities, "--methods", args.methods, "--k", str(args.k),
              "--fold-seed", str(args.fold_seed), "--budget", str(args.budget), "--signal", args.signal,
              "--seed", str(args.seed), "--space", args.space]
-    if args.choose_by != "top1":
+    if args.choose_by != _library("choose_by"):
         parts += ["--choose-by", args.choose_by]
-    if args.no_project:
-        parts.append("--no-project")
+    if args.project != _library("project"):
+        parts.append("--project" if args.project else "--no-project")
     if args.no_fold_batchnorm:
         parts.append("--no-fold-batchnorm")
     if args.writer is not None:
         parts += ["--writer", args.writer]
     if args.weights is not None:
         parts += ["--weights", args.weights]
-    if args.protocol != "crop224":
+    if args.protocol != PROTOCOL:
         parts += ["--protocol", args.protocol]
     if args.limit is not None:
         parts += ["--limit", str(args.limit)]
@@ -73,22 +105,20 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..search.family import tune_family
-    from .curve import parse_qualities
-
     qualities = parse_qualities(args.qualities)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    encoders = [] if args.encoders.strip().lower() == "none" else [e.strip() for e in args.encoders.split(",") if e.strip()]
+    compare = args.compare_encoders
+    encoders = [] if compare.strip().lower() == "none" else [e.strip() for e in compare.split(",") if e.strip()]
     out = Path(args.out)
     if not out.parent.is_dir():
         raise DnnjpegError(f"--out {out}: folder {out.parent} does not exist")
     workdir = Path(args.workdir) if args.workdir else out.with_suffix(".work")
     ev = make_evaluator(args, backend=args.backend, progress=False)
-    verbose = args.progress or sys.stderr.isatty()
+    verbose = progress_wanted(args)
     with ev:
         family = tune_family(
             ev, args.name, workdir=workdir, qualities=qualities, methods=methods, k=args.k, fold_seed=args.fold_seed,
-            budget=args.budget, signal=args.signal, seed=args.seed, space=args.space, project=not args.no_project,
+            budget=args.budget, signal=args.signal, seed=args.seed, space=args.space, project=args.project,
             stage=args.stage, compare_encoders=encoders, choose_by=args.choose_by, command=_command(args),
             log=(lambda m: print(m, file=sys.stderr, flush=True)) if verbose else None,
         )

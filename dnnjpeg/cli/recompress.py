@@ -11,11 +11,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..batch import RecompressOptions, recompress
 from ..errors import DnnjpegError
 from ..options import EncodeOptions
-from ..qtable import SUBSAMPLINGS
 from . import register_command
-from .compress import add_allow_16bit_argument
+from ._flags import (
+    MODEL_HELP,
+    add_deprecated,
+    add_device,
+    add_encode_arguments,
+    add_model,
+    add_progress,
+    add_quality,
+    add_table,
+    add_workers,
+    default_of,
+    progress_wanted,
+)
 
 
 def _positive_int(text: str) -> int:
@@ -28,36 +40,33 @@ def _positive_int(text: str) -> int:
 @register_command(
     "recompress",
     help="recompress a dataset folder into another one (parallel, resumable, never touches SRC)",
+    example=(
+        "dnnjpeg recompress train/ train-dnn/ --table efficientnet_lite0 --quality 50",
+        "dnnjpeg recompress train/ train-dnn/ --model efficientnet_lite0 --max-kl 0.05 --keep-top1 "
+        "--report-json run.json  # also draws run.png: chosen rungs, bytes saved",
+    ),
 )
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (
-        "examples:\n"
-        "  dnnjpeg recompress train/ train-dnn/ --table efficientnet_lite0 --quality 50\n"
-        "  dnnjpeg recompress train/ train-dnn/ --model efficientnet_lite0 --max-kl 0.05 --keep-top1 \\\n"
-        "      --report run.json        # also draws run.png: chosen rungs, bytes saved\n\n"
-        "Exit status: 0 every file finished, 1 some file failed (listed in the summary and --report),\n"
+    parser.epilog = (parser.epilog or "") + (
+        "\n\nExit status: 0 every file finished, 1 some file failed (listed in the summary and --report-json),\n"
         "2 usage error or disk full, 130 interrupted.  Rerun the same command to resume; see docs/recompress.md."
     )
     parser.add_argument("src", type=Path, metavar="SRC", help="folder to read (never modified without --in-place)")
     parser.add_argument("dst", type=Path, nargs="?", metavar="DST", help="folder to write; must not overlap SRC")
+    add_table(parser, required=False, help="table family name or JSON path (required unless --model)")
+    add_quality(parser)
+    add_workers(parser, default=default_of(RecompressOptions, "workers"),
+                help="this many on this machine (default: one per core; 0: none, all in this process)")
     parser.add_argument(
-        "--table", default=None, help="table family name or JSON path (required unless --model)"
-    )
-    parser.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
-    parser.add_argument(
-        "--workers", type=int, default=None, help="local worker processes (default: one per core; 0: no subprocess)"
-    )
-    parser.add_argument(
-        "--report",
+        "--report-json",
         type=Path,
         default=None,
         metavar="FILE.json",
         help="write a JSON report here; with --model also FILE.png beside it (chosen rungs, bytes saved)",
     )
+    add_deprecated(parser, "--report", use="--report-json", dest="report_json", type=Path, metavar="FILE.json")
     parser.add_argument("--images-only", action="store_true", help="do not copy non-image files to DST")
     parser.add_argument("--in-place", action="store_true", help="replace images inside SRC (atomically); give no DST")
-    parser.add_argument("--strip", action="store_true", help="drop EXIF (except its orientation), ICC profile, XMP and comments")
     parser.add_argument(
         "--keep-smaller", action="store_true", help="keep a JPEG's original bytes when re-encoding would not shrink it"
     )
@@ -68,22 +77,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--extension",
         choices=("keep", "replace", "append"),
-        default="keep",
-        help="name of a re-encoded PNG/BMP/TIFF/WebP: keep (a.png, default), replace (a.jpg), append (a.png.jpg)",
+        default=default_of(RecompressOptions, "extension"),
+        help="name of a re-encoded PNG/BMP/TIFF/WebP: keep (a.png), replace (a.jpg), append (a.png.jpg) "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--follow-symlinks", action="store_true", help="follow every symlink, also those pointing out of SRC"
     )
-    parser.add_argument("--subsampling", choices=SUBSAMPLINGS, default=None, help="override the table's subsampling")
-    parser.add_argument("--optimize", action="store_true", help="optimized Huffman tables")
-    parser.add_argument("--progressive", action="store_true", help="progressive JPEG (default: baseline)")
-    parser.add_argument(
-        "--trellis",
-        action="store_true",
-        help="mozjpeg's trellis quantization with the same table: smaller files (slower; baseline unless "
-        "--progressive)",
-    )
-    add_allow_16bit_argument(parser)
+    add_encode_arguments(parser, strip_help="drop EXIF (except its orientation), ICC profile, XMP and comments")
     parser.add_argument(
         "--max-pixels",
         type=_positive_int,
@@ -100,8 +101,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     fs.add_argument("--fsync", dest="fsync", action="store_true", default=None, help="fsync outputs (default in place)")
     fs.add_argument("--no-fsync", dest="fsync", action="store_false", help="never fsync")
     parser.add_argument(
-        "--batch-size", type=_positive_int, default=None, help="files per task (default: up to 32 locally, smaller towards the end of the run; 8 on Dask; "
-        "with --model 32 in one process and on Dask)"
+        "--batch-size", type=_positive_int, default=None, help="files per task (default: up to 32 locally, smaller "
+        "towards the end of the run; 8 on Dask; with --model 32 in one process and on Dask)"
     )
     mg = parser.add_argument_group(
         "model in the loop",
@@ -109,13 +110,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "still reads like the source (KL of the softmax at most --max-kl).  A JPEG keeps its own bytes\n"
         "when no smaller rung holds; an image where no rung holds gets the top rung.",
     )
-    mg.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="efficientnet_lite0..2, timm:NAME or torchvision:NAME; repeat for several (every one must hold)",
-    )
+    add_model(mg, repeatable=True, help=f"{MODEL_HELP}; repeat for several (every one must hold)")
     mg.add_argument("--max-kl", type=float, default=None, metavar="TAU", help="largest KL divergence allowed (nats)")
     mg.add_argument("--keep-top1", action="store_true", help="also keep every model's top-1 class")
     mg.add_argument("--top-k", type=int, default=None, metavar="K", help="also keep every model's set of top-K classes")
@@ -129,14 +124,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mg.add_argument(
         "--min-quality", type=int, default=None, metavar="Q", help="never choose a rung below this quality"
     )
-    mg.add_argument(
-        "--device", default=None, help="torch device of the models (default: CUDA when available, else the CPU)"
-    )
-    pg = parser.add_mutually_exclusive_group()
-    pg.add_argument("--progress", dest="progress", action="store_true", default=None, help="progress bar on stderr")
-    pg.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar (default if not a tty)"
-    )
+    add_device(mg)
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
@@ -151,7 +140,7 @@ _MODEL_OPTIONS = (
 )
 #: Table-path encoding options and what to use with --model instead.
 _ENCODING_OPTIONS = (
-    ("trellis", "--trellis", "use --ladder trellis"),
+    ("writer", "--writer", "use --ladder trellis (trellis quantization) or another --ladder"),
     ("progressive", "--progressive", "use --ladder mozjpeg (progressive)"),
     ("optimize", "--optimize", "use --ladder trellis or --ladder mozjpeg (optimized Huffman tables)"),
     ("subsampling", "--subsampling", "the ladder's rungs write 4:2:0"),
@@ -210,26 +199,25 @@ def rate_control_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch import recompress
     from ..batch.choices import plot_path
     from .compress import writer_note
 
     rate_control = rate_control_from_args(args)
-    note = None if rate_control is not None else writer_note(args.table, args.quality, args.trellis)
+    note = None if rate_control is not None else writer_note(args.table, args.quality, args.writer)
     if note:
         print(note, file=sys.stderr)
     try:
         options = EncodeOptions(
             "standard" if args.table is None else args.table, args.quality, subsampling=args.subsampling,
-            optimize=args.optimize, progressive=args.progressive, writer="trellis" if args.trellis else "libjpeg",
-            metadata="orientation" if args.strip else "keep", allow_16bit=args.allow_16bit,
+            optimize=args.optimize, progressive=args.progressive, writer=args.writer or "libjpeg",
+            metadata="keep" if args.keep_metadata else "orientation", allow_16bit=args.allow_16bit,
         )  # fmt: skip
         summary = recompress(
             args.src,
             args.dst,
             workers=args.workers,
             options=options,
-            report=args.report,
+            report=args.report_json,
             images_only=args.images_only,
             in_place=args.in_place,
             keep_smaller=args.keep_smaller,
@@ -242,15 +230,15 @@ def run(args: argparse.Namespace) -> int:
             shard=args.shard,
             fsync=args.fsync,
             batch_size=args.batch_size,
-            progress=sys.stderr.isatty() if args.progress is None else args.progress,
+            progress=progress_wanted(args),
             rate_control=rate_control,
         )
     except KeyboardInterrupt:
         print("dnnjpeg recompress: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     print(summary.format())
-    if args.report is not None:
-        print(f"report: {args.report}")
+    if args.report_json is not None:
+        print(f"report: {args.report_json}")
         if rate_control is not None:
-            print(f"plot: {plot_path(args.report)}")
+            print(f"plot: {plot_path(args.report_json)}")
     return summary.exit_code

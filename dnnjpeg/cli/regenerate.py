@@ -13,9 +13,11 @@ from . import register_command
 
 
 @register_command("regenerate", help="rerun the recorded command of every tuned family in tables/ "
-                                     "(one command for all shipped tables)")
+                                     "(one command for all shipped tables)",
+                  example="dnnjpeg regenerate --only efficientnet_lite0 --data val/ --dry-run")
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tables", default="tables", help="folder of family JSON files (default ./tables)")
+    parser.add_argument("--tables", default="tables", metavar="DIR",
+                        help="folder of family JSON files (default: %(default)s)")
     parser.add_argument("--only", action="append", default=[], help="regenerate only this family (repeatable)")
     parser.add_argument("--data", default=None, help="dataset folder to use instead of the recorded one")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")

@@ -6,18 +6,22 @@ import argparse
 import json
 
 from ..families import Family, find_family, load, load_family, tables
-from . import register_command
-from .compress import add_allow_16bit_argument
+from . import examples_epilog, register_command
+from ._flags import add_allow_16bit, add_json, add_quality
+
+SHOW_EXAMPLE = "dnnjpeg tables show efficientnet_lite0 --quality 50"
 
 
-@register_command("tables", help="list shipped quantization tables, or show one")
+@register_command("tables", help="list shipped quantization tables, or show one",
+                  example=("dnnjpeg tables", SHOW_EXAMPLE))
 def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="tables_command", metavar="show")
-    show = sub.add_parser("show", help="print one table (a family member)")
+    show = sub.add_parser("show", help="print one table (a family member)", epilog=examples_epilog([SHOW_EXAMPLE]),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
     show.add_argument("name", help="table family name or JSON path")
-    show.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
-    show.add_argument("--json", action="store_true", help="print the table's JSON")
-    add_allow_16bit_argument(show)
+    add_quality(show)
+    add_json(show, "print the table's JSON")
+    add_allow_16bit(show)
     parser.set_defaults(handler=run)
 
 

@@ -10,41 +10,61 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DnnjpegError
-from ..evaluation.curve import SEARCH_CURVE_QUALITIES
+from ..search.runner import tune as search_tune
 from . import register_command
-from .evaluate import add_fold_argument, add_weights_argument, add_writer_argument, make_evaluator
+from ._flags import (
+    PROTOCOL,
+    TUNE_CURVE,
+    add_evaluator_arguments,
+    add_objective,
+    add_out,
+    add_progress,
+    add_project,
+    add_quality,
+    add_seed,
+    add_space,
+    add_workers,
+    default_of,
+    parse_qualities,
+    progress_wanted,
+)
+from .evaluate import make_evaluator
 
 METHODS_HELP = "sorted, bounded, bayes, bandit, deepn, fisher, fisher-each, nsga2, shaped (see docs/search.md)"
-CURVE_DEFAULT = ",".join(map(str, SEARCH_CURVE_QUALITIES))
 
 
-@register_command("tune", help="search a quantization table for a model (resumable; several workers may share a study)")
+@register_command(
+    "tune",
+    help="search a quantization table for a model (resumable; several workers may share a study)",
+    example=(
+        "dnnjpeg tune --model efficientnet_lite0 --data val/ --method sorted --budget 100 --out lite0.json",
+        "dnnjpeg tune --model efficientnet_lite0 --data val/ --method fisher --quality 50 --project --budget 30 "
+        "--workers 2 --out mine.json",
+    ),
+)
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="efficientnet_lite0|1|2, torchvision:NAME or timm:NAME")
-    parser.add_argument("--data", required=True, help="dataset folder (labels.csv, ImageFolder or unlabelled)")
+    add_evaluator_arguments(parser, old_workers=False, jpeg_threads_help="JPEG threads per worker process "
+                            "(default: the usable cores)")
     parser.add_argument("--method", required=True, help=METHODS_HELP)
     parser.add_argument("--budget", type=int, required=True,
                         help="total evaluations in the study; rerunning with a larger budget adds the difference")
-    parser.add_argument("--out", required=True, help="write the best table (QTable JSON with provenance) here")
-    parser.add_argument("--objective", default="fitness",
-                        help="fitness (default, the seed's), fitness-kl, fitness-ce, size-matched:Q, "
-                        "target-accuracy:A, ... (KIND[-SIGNAL][:ARG], see docs/search.md)")
-    parser.add_argument("--space", default="single",
-                        help="single (default), separate, single+subsampling, separate+subsampling, KIND@4:4:4")
+    add_out(parser, required=True, help="write the best table (QTable JSON with provenance) here")
+    add_objective(parser, default=default_of(search_tune, "objective"))
+    add_space(parser, default=default_of(search_tune, "space"))
     parser.add_argument("--storage", default=None,
                         help="journal file path (default: OUT with suffix .journal) or an RDB URL "
                         "(postgresql://user:pw@host/db, sqlite:///file.db)")
     parser.add_argument("--study", default=None, help="study name (default METHOD-OBJECTIVE-SPACE-seedS)")
-    parser.add_argument("--seed", type=int, default=0, help="search seed (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
-    parser.add_argument("--quality", type=int, default=None,
-                        help="scale the result to the size of standard JPEG at this quality (size-matched output)")
-    parser.add_argument("--project", action="store_true",
-                        help="scale every candidate to the size of standard JPEG at --quality before evaluating it "
-                        "(the search explores table shapes only; see docs/search.md)")
+    add_seed(parser)
+    add_workers(parser, default=default_of(search_tune, "workers"), help="this many on this machine, each "
+                "with its own evaluator, sharing the study (default: %(default)s)")
+    add_quality(parser, "scale the result to the size of standard JPEG at this quality (size-matched output)")
+    add_project(parser, default=default_of(search_tune, "project"),
+                on="scale every candidate to the size of standard JPEG at --quality before evaluating it (the "
+                "search explores table shapes only; see docs/search.md)")
     parser.add_argument("--curve", default=None, help="standard curve JSON from `dnnjpeg curve` (same model and images)")
-    parser.add_argument("--curve-qualities", default=CURVE_DEFAULT,
-                        help="standard qualities measured for the objective's curve (default %(default)s)")
+    parser.add_argument("--curve-qualities", default=TUNE_CURVE, metavar="LIST",
+                        help="standard qualities measured for the objective's curve (default: %(default)s)")
     parser.add_argument("--fidelity", default=None, metavar="MIN[:ETA]",
                         help="successive halving: evaluate on MIN images first, prune the worse, ETA times more "
                         "images per rung (default ETA 3)")
@@ -52,18 +72,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="method option (repeatable; VALUE is JSON when it parses, else a string)")
     parser.add_argument("--pareto", default=None,
                         help="write the accuracy-size Pareto front here (default for nsga2: OUT with .pareto.json)")
-    parser.add_argument("--protocol", choices=("crop224", "native"), default="crop224",
-                        help="crop224 (default, the seed's) or native")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--batch-size", type=int, default=None, help="inference batch size (default: 64 on CUDA, 8 on CPU)")
-    parser.add_argument("--jpeg-threads", type=int, default=None, help="JPEG threads per worker (default: cores)")
-    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
-    parser.add_argument("--no-pretrained", action="store_true", help="torchvision:/timm: models with random weights")
-    add_weights_argument(parser)
-    parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk caches")
-    add_writer_argument(parser)
-    add_fold_argument(parser)
-    parser.add_argument("--progress", action="store_true", help="progress bar even when not on a terminal")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
@@ -93,11 +102,12 @@ def _command(args: argparse.Namespace, storage: str) -> str:
     parts = ["dnnjpeg", "tune", "--model", args.model, "--data", args.data, "--method", args.method,
              "--budget", str(args.budget), "--objective", args.objective, "--space", args.space,
              "--seed", str(args.seed), "--storage", parse_storage(storage).display]
-    for flag, value in (("--study", args.study), ("--workers", args.workers if args.workers != 1 else None),
+    workers = args.workers if args.workers != default_of(search_tune, "workers") else None
+    for flag, value in (("--study", args.study), ("--workers", workers),
                         ("--quality", args.quality), ("--curve", args.curve), ("--fidelity", args.fidelity),
-                        ("--protocol", args.protocol if args.protocol != "crop224" else None), ("--limit", args.limit),
+                        ("--protocol", args.protocol if args.protocol != PROTOCOL else None), ("--limit", args.limit),
                         ("--writer", args.writer), ("--weights", args.weights),
-                        ("--curve-qualities", args.curve_qualities if args.curve_qualities != CURVE_DEFAULT else None)):
+                        ("--curve-qualities", args.curve_qualities if args.curve_qualities != TUNE_CURVE else None)):
         if value is not None:
             parts += [flag, str(value)]
     if args.project:
@@ -114,7 +124,6 @@ def run(args: argparse.Namespace) -> int:
     from ..search import available_methods, tune
     from ..search.objectives import parse_objective
     from ..search.space import SearchSpace
-    from .curve import parse_qualities
 
     if args.method not in available_methods():
         raise DnnjpegError(f"unknown --method {args.method!r}; available: {', '.join(available_methods())}")
@@ -128,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
     storage = args.storage or str(default_journal(args.out))
     options = parse_options(args.option)
     qualities = parse_qualities(args.curve_qualities)
-    progress = args.progress or sys.stderr.isatty()
-    evaluator = make_evaluator(args, workers=args.jpeg_threads, progress=False)
+    progress = progress_wanted(args)
+    evaluator = make_evaluator(args, progress=False)
     labelled = evaluator.dataset.labelled
     with evaluator:
         result = tune(

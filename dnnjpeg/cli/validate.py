@@ -8,48 +8,60 @@ import shlex
 import sys
 from typing import Any
 
+from ..validation.validate import validate
 from . import register_command
-from .curve import parse_qualities
-from .evaluate import add_common_arguments, make_evaluator, require_baseline
+from ._flags import (
+    add_bootstrap_arguments,
+    add_compare_encoders,
+    add_evaluator_arguments,
+    add_json,
+    add_progress,
+    add_qualities,
+    add_quality,
+    add_table,
+    default_of,
+    parse_qualities,
+)
+from .evaluate import make_evaluator, require_baseline
 
-#: Encoders compared when ``--report`` is given without ``--encoders``.
+#: Encoders compared when ``--report`` is given without ``--compare-encoders``.
 REPORT_ENCODERS = "mozjpeg,libjpeg-opt"
 
 
-def add_statistics_arguments(parser: argparse.ArgumentParser) -> None:
-    """Bootstrap options shared by ``validate`` and ``crossval``."""
-    parser.add_argument("--resamples", type=int, default=10_000,
-                        help="paired bootstrap resamples for the confidence intervals (default 10000)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level (default 0.95)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+def _library(name: str) -> Any:
+    return default_of(validate, name)
 
 
-@register_command("validate", help="compare a table with standard JPEG (and other encoders) at equal size, "
-                                   "with paired tests and bootstrap intervals")
+@register_command(
+    "validate",
+    help="compare a table with standard JPEG (and other encoders) at equal size, with paired tests and bootstrap "
+    "intervals",
+    example="dnnjpeg validate --model efficientnet_lite0 --data heldout/ --table efficientnet_lite0 --report report/",
+)
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_common_arguments(parser)
-    parser.add_argument("--table", required=True, help="table family name or JSON path (table or family)")
-    parser.add_argument("--quality", type=int, default=None, help="family member (default: the family default)")
-    parser.add_argument("--qualities", default="5:95:5",
-                        help="standard qualities swept, START:STOP:STEP or a comma list (default 5:95:5); "
-                             "also the encoders' sweep and the family members used for BD-rate")
-    parser.add_argument("--encoders", default=None,
-                        help="other encoders to compare at equal bytes, comma list of mozjpeg, mozjpeg-std, "
-                             f"libjpeg-opt, libjpeg, or 'none' (default: none; with --report: {REPORT_ENCODERS})")
-    add_statistics_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print one JSON object (keys in docs/validation.md)")
+    add_evaluator_arguments(parser)
+    add_table(parser, help="table family name or JSON path (table or family)")
+    add_quality(parser)
+    add_qualities(parser, help="standard qualities swept, START:STOP:STEP or a comma list (default: %(default)s); "
+                  "also the encoders' sweep and the family members used for BD-rate")
+    add_compare_encoders(parser, default=None,
+                         help="other encoders to compare at equal bytes, comma list of mozjpeg, mozjpeg-std, "
+                         f"libjpeg-opt, libjpeg, or 'none' (default: none; with --report: {REPORT_ENCODERS})")
+    add_bootstrap_arguments(parser, resamples=_library("resamples"), seed=_library("seed"))
+    add_json(parser, "print one JSON object (keys in docs/validation.md)")
     parser.add_argument("--report", metavar="DIR", default=None,
                         help="write report.md, report.html, PNG plots and validation.json into DIR")
-    parser.add_argument("--progress", action="store_true", help="progress bars even when not on a terminal")
+    add_progress(parser)
     parser.set_defaults(handler=run)
 
 
 def _command_line(args: argparse.Namespace) -> str:
     parts = ["dnnjpeg", "validate", "--model", args.model, "--data", str(args.data), "--table", args.table]
-    for opt in ("quality", "weights", "protocol", "limit", "qualities", "encoders", "resamples", "seed", "confidence"):
+    for opt in ("quality", "weights", "protocol", "limit", "qualities", "compare_encoders", "resamples",
+                "bootstrap_seed", "confidence"):
         val = getattr(args, opt)
         if val is not None:
-            parts += [f"--{opt}", str(val)]
+            parts += [f"--{opt.replace('_', '-')}", str(val)]
     if args.json:
         parts.append("--json")
     if args.report:
@@ -59,22 +71,22 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..encoders import parse_encoder_list
-    from ..validation.validate import resolve_family, validate
+    from ..validation.validate import resolve_family
 
     if args.resamples < 1:
         raise ValueError(f"--resamples must be >= 1, got {args.resamples}")
     if not 0.0 < args.confidence < 1.0:
         raise ValueError(f"--confidence must be in (0, 1), got {args.confidence}")
     qualities = parse_qualities(args.qualities)
-    if args.encoders is None:
-        args.encoders = REPORT_ENCODERS if args.report else "none"
-    encoders = parse_encoder_list(args.encoders)
+    if args.compare_encoders is None:
+        args.compare_encoders = REPORT_ENCODERS if args.report else "none"
+    encoders = parse_encoder_list(args.compare_encoders)
     # a bad table name, quality or a 16-bit table fails before the model loads
     require_baseline(resolve_family(args.table, args.quality)[0], args.table)
     ev = make_evaluator(args)
     try:
         v = validate(ev, args.table, args.quality, qualities=qualities, encoders=encoders,
-                     resamples=args.resamples, confidence=args.confidence, seed=args.seed)
+                     resamples=args.resamples, confidence=args.confidence, seed=args.bootstrap_seed)
     finally:
         ev.close()
     d = v.to_dict()
