@@ -35,6 +35,7 @@ __all__ = [
     "Family",
     "FamilyMember",
     "FamilyRecord",
+    "check_family_version",
     "find_family",
     "load",
     "load_family",
@@ -53,6 +54,8 @@ FAMILY_FORMAT = "dnnjpeg-family"
 FAMILY_FORMAT_VERSION = 2
 #: The family-file versions this dnnjpeg reads (a file without ``version`` is read as version 1).
 READABLE_FAMILY_VERSIONS: tuple[int, ...] = (1, 2)
+#: The top-level keys the format defines (others are kept in :attr:`FamilyRecord.unknown`).
+_FAMILY_KEYS = ("format", "version", "name", "description", "default_quality", "provenance", "metrics", "members")
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,6 @@ class FamilyRecord:
     unknown: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = field(default=None, compare=False)
 
-    _KEYS = ("format", "version", "name", "description", "default_quality", "provenance", "metrics", "members")
-
     @property
     def qualities(self) -> list[int]:
         return sorted(m.quality for m in self.members)
@@ -240,7 +241,7 @@ class FamilyRecord:
             raise QTableError(f"{source}: default_quality {d['default_quality']} is not a member")
         return cls(name=str(d["name"]), description=str(d["description"]), default_quality=int(d["default_quality"]),
                    members=members, provenance=dict(d.get("provenance", {})), metrics=dict(d.get("metrics", {})),
-                   version=version, unknown={k: v for k, v in d.items() if k not in cls._KEYS}, source=source)
+                   version=version, unknown={k: v for k, v in d.items() if k not in _FAMILY_KEYS}, source=source)
 
     @classmethod
     def from_family(cls, family: Family) -> FamilyRecord:
@@ -278,7 +279,7 @@ def check_family_version(d: Mapping[str, Any], source: str) -> int:
         >>> check_family_version({"format": "dnnjpeg-family", "version": 3}, "new.json")
         Traceback (most recent call last):
         ...
-        dnnjpeg.qtable.QTableError: new.json: family format version 3 is newer than this dnnjpeg reads (versions 1, 2); upgrade dnnjpeg to read it
+        dnnjpeg.qtable.QTableError: new.json: family format version 3 is newer than this dnnjpeg reads ...
     """
     if d.get("format") != FAMILY_FORMAT:
         raise QTableError(f"{source}: 'format' is {d.get('format')!r}, expected {FAMILY_FORMAT!r}")
@@ -289,7 +290,8 @@ def check_family_version(d: Mapping[str, Any], source: str) -> int:
     if isinstance(version, int) and not isinstance(version, bool) and version > max(READABLE_FAMILY_VERSIONS):
         raise QTableError(f"{source}: family format version {version} is newer than this dnnjpeg reads "
                           f"(versions {readable}); upgrade dnnjpeg to read it")
-    raise QTableError(f"{source}: family format version {version!r} is not one this dnnjpeg reads (versions {readable})")
+    raise QTableError(f"{source}: family format version {version!r} is not one this dnnjpeg reads "
+                      f"(versions {readable})")
 
 
 def _plain(value: Any) -> Any:

@@ -292,7 +292,8 @@ class CrossvalFigures(_Figures):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CrossvalFigures:
-        tables = tuple(QTable.from_dict(t, source=f"fold_tables[{i}]") for i, t in enumerate(d.get("fold_tables") or ()))
+        tables = tuple(QTable.from_dict(t, source=f"fold_tables[{i}]")
+                       for i, t in enumerate(d.get("fold_tables") or ()))
         return dataclasses.replace(super().from_dict({**d, "fold_tables": ()}), fold_tables=tables)
 
     def to_dict(self) -> dict[str, Any]:
@@ -397,7 +398,9 @@ def tune_family(evaluator: Any, name: str, options: FamilyTuneOptions | None = N
     opts = _options(options, kwargs)
     run = _plan(evaluator, name, Path(workdir), opts, log or (lambda _m: None))
     cv = _crossvalidate(run) if opts.stage in ("all", "cv") else {}
-    choice, finals, record = None, {}, None
+    choice: MethodChoice | None = None
+    finals: dict[str, dict[int, Any]] = {}
+    record: FamilyRecord | None = None
     if opts.stage != "cv":
         choice = _choose_method(run, cv)
         finals = _final_searches(run, choice.finals)
@@ -527,8 +530,9 @@ def _heldout_check(run: _Run, cv: Mapping[str, Mapping[int, CrossvalMember]], ch
                    members_res: Mapping[int, Any]) -> FamilyFigures:
     """Stage 5: the chosen method's held-out members as a family against standard JPEG (BD-rates with
     bootstrap intervals, every member ahead?) and other encoders, beside the tuning images' figures."""
-    qs, std = run.opts.qualities, run.std_all
-    held_res = {q: cv[choice.chosen][q].result for q in qs}  # type: ignore[index]
+    qs, std, chosen = run.opts.qualities, run.std_all, choice.chosen
+    assert chosen is not None
+    held_res = {q: cv[chosen][q].result for q in qs}
     bd_held, bda_held = family_bd_rate(std, held_res)
     bd_tune, bda_tune = family_bd_rate(std, members_res)
     run.say(f"bootstrap intervals of the BD-rates ({BD_RESAMPLES} resamples of the images)")
@@ -572,17 +576,17 @@ def _encoder_figures(run: _Run, held_res: Mapping[int, Any]) -> dict[str, dict[s
 def _assemble(run: _Run, cv: Mapping[str, Mapping[int, CrossvalMember]], choice: MethodChoice,
               finals: Mapping[int, Any]) -> FamilyRecord:
     """Stage 6: the family file: members with provenance and metrics, the family's figures."""
-    qs, ev, o = run.opts.qualities, run.evaluator, run.opts
+    qs, ev, o, chosen = run.opts.qualities, run.evaluator, run.opts, choice.chosen
+    assert chosen is not None
     members_res = {q: run.store.evaluate(finals[q].table) for q in qs}
     figures = _heldout_check(run, cv, choice, members_res)
     created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    provenance = _provenance(run, choice.chosen, created)  # type: ignore[arg-type]
-    members = [_member(run, q, finals[q].table, members_res[q], cv[choice.chosen][q], created)  # type: ignore[index]
-               for q in qs]
+    provenance = _provenance(run, chosen, created)
+    members = [_member(run, q, finals[q].table, members_res[q], cv[chosen][q], created) for q in qs]
     # `dnnjpeg tables` prints the name before the description: name the model only when it differs
     description = (("tables" if ev.model_name == run.name else f"tables for {ev.model_name}")
                    + f" size-matched to standard JPEG q{', q'.join(map(str, qs))} "
-                   f"({choice.chosen} search, {o.signal} objective, chosen by {o.k}-fold class-disjoint "
+                   f"({chosen} search, {o.signal} objective, chosen by {o.k}-fold class-disjoint "
                    "cross-validation"
                    + (f"; tuned to be written by the {provenance.writer} encoder)" if provenance.writer else ")"))
     return FamilyRecord(name=run.name, description=description,
