@@ -8,14 +8,19 @@ Families come from two places:
 
 * JSON files shipped in the package's ``tables/`` folder (see docs/table-format.md);
 * Python factories registered with :func:`register_family` (e.g. ``standard``).
+
+A family *file* is read and written as a :class:`FamilyRecord` (its members :class:`FamilyMember`):
+every key the format defines, typed, and the format version checked (:data:`FAMILY_FORMAT_VERSION`
+is written; :data:`READABLE_FAMILY_VERSIONS` are read).  :class:`Family` is what loading a table needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import numbers
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -25,11 +30,17 @@ from .qtable import QTable, QTableError
 
 __all__ = [
     "FAMILY_FORMAT",
+    "FAMILY_FORMAT_VERSION",
+    "READABLE_FAMILY_VERSIONS",
     "Family",
+    "FamilyMember",
+    "FamilyRecord",
+    "check_family_version",
     "find_family",
     "load",
     "load_family",
     "read_family_file",
+    "read_family_record",
     "register_family",
     "resolve_table",
     "shipped_tables_dir",
@@ -39,6 +50,12 @@ __all__ = [
 
 #: Value of the ``format`` key in a family JSON file.
 FAMILY_FORMAT = "dnnjpeg-family"
+#: The ``version`` written in family files (what changed from 1: docs/table-format.md).
+FAMILY_FORMAT_VERSION = 2
+#: The family-file versions this dnnjpeg reads (a file without ``version`` is read as version 1).
+READABLE_FAMILY_VERSIONS: tuple[int, ...] = (1, 2)
+#: The top-level keys the format defines (others are kept in :attr:`FamilyRecord.unknown`).
+_FAMILY_KEYS = ("format", "version", "name", "description", "default_quality", "provenance", "metrics", "members")
 
 
 @dataclass(frozen=True)
@@ -83,45 +100,207 @@ class Family:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str, allow_16bit: bool = False) -> Family:
-        if d.get("format") != FAMILY_FORMAT:
-            raise QTableError(f"{source}: 'format' is {d.get('format')!r}, expected {FAMILY_FORMAT!r}")
+        """The family in a family file's dict (any readable version; errors name ``source``)."""
+        return FamilyRecord.from_dict(d, source=source, allow_16bit=allow_16bit).to_family()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The family-file dict (version :data:`FAMILY_FORMAT_VERSION`); see :meth:`FamilyRecord.from_family`."""
+        return FamilyRecord.from_family(self).to_dict()
+
+
+@dataclass(frozen=True)
+class FamilyMember:
+    """One member of a family file: a table and what the file records about it.
+
+    Attributes:
+        quality: the standard JPEG quality the member is size-matched to.
+        table: the steps and subsampling (its ``meta`` is empty: the rest is below).
+        name, description: the member's own, if the file gives them (a member without a name takes the
+            family's when loaded).
+        provenance, metrics: as in a single-table file (``metrics.tuning``/``metrics.crossval`` for a
+            family tuned by ``dnnjpeg family``: :class:`dnnjpeg.search.family.TuningFigures`,
+            :class:`dnnjpeg.search.family.CrossvalFigures`).
+        extra: the member's ``extra`` object (other JSON values kept in ``QTable.meta``).
+    """
+
+    quality: int
+    table: QTable
+    name: str | None = None
+    description: str | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, m: Mapping[str, Any], *, source: str, allow_16bit: bool = False) -> FamilyMember:
+        """A member from its dict in a family file; errors name ``source`` (e.g. ``"f.json members[0]"``)."""
+        if not isinstance(m, Mapping):
+            raise QTableError(f"{source}: expected a JSON object, got {type(m).__name__}")
+        if "quality" not in m:
+            raise QTableError(f"{source} has no 'quality'")
+        table = QTable.from_dict(m, source=source, allow_16bit=allow_16bit)
+        return cls(quality=int(m["quality"]), table=table.replace(meta={}),
+                   name=None if m.get("name") is None else str(m["name"]),
+                   description=None if m.get("description") is None else str(m["description"]),
+                   provenance=dict(m.get("provenance", {})), metrics=dict(m.get("metrics", {})),
+                   extra=dict(m.get("extra", {})))
+
+    @classmethod
+    def from_qtable(cls, quality: int, table: QTable) -> FamilyMember:
+        """A member from a table whose ``meta`` holds its name, provenance, metrics and other values."""
+        meta = dict(table.meta)
+        meta.pop("quality", None)
+        name, description = meta.pop("name", None), meta.pop("description", None)
+        return cls(quality=int(quality), table=table.replace(meta={}), name=name, description=description,
+                   provenance=dict(meta.pop("provenance", {})), metrics=dict(meta.pop("metrics", {})), extra=meta)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The member's dict: the single-table keys, then ``name`` (if any) and ``quality``."""
+        d = self.table.to_dict()  # format, version, luma, chroma, subsampling[, allow_16bit], provenance, metrics
+        d["provenance"], d["metrics"] = _plain(self.provenance), _plain(self.metrics)
+        if self.extra:
+            d["extra"] = _plain(self.extra)
+        if self.description is not None:
+            d["description"] = self.description
+        if self.name is not None:
+            d["name"] = self.name
+        d["quality"] = self.quality
+        return d
+
+    def to_qtable(self, family_name: str) -> QTable:
+        """The member as :func:`load` returns it: the table with its name (the family's if it has none),
+        quality, provenance, metrics and extra values in ``meta``."""
+        meta: dict[str, Any] = {"name": self.name if self.name is not None else family_name}
+        if self.description is not None:
+            meta["description"] = self.description
+        meta.update({"quality": self.quality, "provenance": _plain(self.provenance), "metrics": _plain(self.metrics),
+                     **_plain(self.extra)})
+        return self.table.replace(meta=meta)
+
+
+@dataclass(frozen=True)
+class FamilyRecord:
+    """A family file, typed: what :meth:`from_dict` reads and :meth:`to_dict` writes.
+
+    Attributes:
+        name: the registry name (the file name without ``.json``).
+        description: one line shown by ``dnnjpeg tables``.
+        default_quality: the member ``dnnjpeg.load(name)`` returns.
+        members: the members, in the file's order.
+        provenance: where the family comes from (for a family tuned by ``dnnjpeg family``:
+            :class:`dnnjpeg.search.family.TunedProvenance`).
+        metrics: figures measured for the whole family (tuned: :class:`dnnjpeg.search.family.FamilyFigures`).
+        version: the format version the file was written with (:meth:`to_dict` writes
+            :data:`FAMILY_FORMAT_VERSION`).
+        unknown: keys the format does not define, kept as they are and written back.
+        source: where the record was read from (for messages; not written).
+
+    Example:
+        >>> rec = read_family_record("resnet50")
+        >>> rec.version, rec.qualities, rec.members[0].table.luma[:4]
+        (1, [50], (17, 16, 17, 20))
+        >>> rec.to_dict()["version"]
+        2
+    """
+
+    name: str
+    description: str
+    default_quality: int
+    members: Sequence[FamilyMember]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    version: int = FAMILY_FORMAT_VERSION
+    unknown: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def qualities(self) -> list[int]:
+        return sorted(m.quality for m in self.members)
+
+    def member(self, quality: int) -> FamilyMember:
+        """The member for ``quality`` (the last one, if the file lists it twice, as :func:`load` does)."""
+        found = [m for m in self.members if m.quality == quality]
+        if not found:
+            raise QTableError(f"{self.source or self.name}: no member for quality {quality!r}; "
+                              f"available qualities: {_format_qualities(self.qualities)}")
+        return found[-1]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str, allow_16bit: bool = False) -> FamilyRecord:
+        """Read a family file's dict of any version in :data:`READABLE_FAMILY_VERSIONS`; errors name ``source``."""
+        version = check_family_version(d, source)
         for key in ("name", "description", "members", "default_quality"):
             if key not in d:
                 raise QTableError(f"{source}: missing required key {key!r}")
-        members: dict[int, QTable] = {}
         for i, m in enumerate(d["members"]):
-            if "quality" not in m:
+            if not isinstance(m, Mapping) or "quality" not in m:
                 raise QTableError(f"{source}: members[{i}] has no 'quality'")
-            m = {"name": d["name"], **m}
-            members[int(m["quality"])] = QTable.from_dict(m, source=f"{source} members[{i}]", allow_16bit=allow_16bit)
-        if int(d["default_quality"]) not in members:
+        members = tuple(FamilyMember.from_dict(m, source=f"{source} members[{i}]", allow_16bit=allow_16bit)
+                        for i, m in enumerate(d["members"]))
+        if int(d["default_quality"]) not in {m.quality for m in members}:
             raise QTableError(f"{source}: default_quality {d['default_quality']} is not a member")
-        return cls(
-            name=str(d["name"]),
-            description=str(d["description"]),
-            members=members,
-            default_quality=int(d["default_quality"]),
-            provenance=dict(d.get("provenance", {})),
-            metrics=dict(d.get("metrics", {})),
-        )
+        return cls(name=str(d["name"]), description=str(d["description"]), default_quality=int(d["default_quality"]),
+                   members=members, provenance=dict(d.get("provenance", {})), metrics=dict(d.get("metrics", {})),
+                   version=version, unknown={k: v for k, v in d.items() if k not in _FAMILY_KEYS}, source=source)
+
+    @classmethod
+    def from_family(cls, family: Family) -> FamilyRecord:
+        """The record of a :class:`Family`: members in quality order, without names (a member loaded from
+        the file takes the family's)."""
+        members = tuple(dataclasses.replace(FamilyMember.from_qtable(q, family.members[q]), name=None)
+                        for q in family.qualities)
+        return cls(name=family.name, description=family.description, default_quality=family.default_quality,
+                   members=members, provenance=dict(family.provenance), metrics=dict(family.metrics))
 
     def to_dict(self) -> dict[str, Any]:
-        members = []
-        for q in self.qualities:
-            m = self.members[q].to_dict()
-            m.pop("name", None)
-            m["quality"] = q
-            members.append(m)
+        """The family file's dict, version :data:`FAMILY_FORMAT_VERSION` (``metrics`` only when there are some)."""
         return {
-            "format": FAMILY_FORMAT,
-            "version": 1,
-            "name": self.name,
-            "description": self.description,
-            "default_quality": self.default_quality,
-            "provenance": dict(self.provenance),
-            **({"metrics": dict(self.metrics)} if self.metrics else {}),
-            "members": members,
+            "format": FAMILY_FORMAT, "version": FAMILY_FORMAT_VERSION, "name": self.name,
+            "description": self.description, "default_quality": self.default_quality,
+            "provenance": _plain(self.provenance),
+            **({"metrics": _plain(self.metrics)} if self.metrics else {}),
+            "members": [m.to_dict() for m in self.members],
+            **_plain(self.unknown),
         }
+
+    def to_family(self) -> Family:
+        """The :class:`Family` that :func:`load` uses (each member's table with its record in ``meta``)."""
+        return Family(name=self.name, description=self.description,
+                      members={m.quality: m.to_qtable(self.name) for m in self.members},
+                      default_quality=self.default_quality, provenance=dict(self.provenance),
+                      metrics=dict(self.metrics))
+
+
+def check_family_version(d: Mapping[str, Any], source: str) -> int:
+    """The format version of a family file's dict (1 when it has none), or :class:`QTableError` naming
+    ``source`` when it is not a family file or was written in a version this dnnjpeg cannot read.
+
+    Example:
+        >>> check_family_version({"format": "dnnjpeg-family", "version": 3}, "new.json")
+        Traceback (most recent call last):
+        ...
+        dnnjpeg.qtable.QTableError: new.json: family format version 3 is newer than this dnnjpeg reads ...
+    """
+    if d.get("format") != FAMILY_FORMAT:
+        raise QTableError(f"{source}: 'format' is {d.get('format')!r}, expected {FAMILY_FORMAT!r}")
+    version = d.get("version", 1)
+    if version in READABLE_FAMILY_VERSIONS and isinstance(version, int) and not isinstance(version, bool):
+        return version
+    readable = ", ".join(map(str, READABLE_FAMILY_VERSIONS))
+    if isinstance(version, int) and not isinstance(version, bool) and version > max(READABLE_FAMILY_VERSIONS):
+        raise QTableError(f"{source}: family format version {version} is newer than this dnnjpeg reads "
+                          f"(versions {readable}); upgrade dnnjpeg to read it")
+    raise QTableError(f"{source}: family format version {version!r} is not one this dnnjpeg reads "
+                      f"(versions {readable})")
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every mapping a plain dict and every tuple a list: what ``json.loads`` gives back."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _format_qualities(qs: list[int]) -> str:
@@ -297,7 +476,21 @@ def read_family_file(family: str | os.PathLike[str]) -> tuple[dict[str, Any], st
     data = _read_json(path)
     if not isinstance(data, dict) or data.get("format") != FAMILY_FORMAT:
         raise QTableError(f"{path}: not a family file ('format' is not {FAMILY_FORMAT!r})")
+    check_family_version(data, str(path))
     return data, str(path)
+
+
+def read_family_record(family: str | os.PathLike[str], *, allow_16bit: bool = False) -> FamilyRecord:
+    """The :class:`FamilyRecord` of a family file, or of a shipped family by name (as :func:`read_family_file`;
+    ``allow_16bit`` as for :func:`load`).
+
+    Example:
+        >>> rec = read_family_record("efficientnet_lite0")
+        >>> rec.provenance["tool"], rec.source.endswith("efficientnet_lite0.json")
+        ('dnnjpeg family', True)
+    """
+    data, source = read_family_file(family)
+    return FamilyRecord.from_dict(data, source=source, allow_16bit=allow_16bit)
 
 
 def find_family(table: str | os.PathLike[str], *, allow_16bit: bool = False) -> Family | None:

@@ -197,7 +197,7 @@ def test_rerun_of_a_finished_family_runs_no_model_and_writes_the_same_family(fam
     finally:
         ev.close()
     assert ev.calls == []
-    assert without_dates(json.loads(json.dumps(again))) == without_dates(original)
+    assert without_dates(json.loads(json.dumps(again.to_dict()))) == without_dates(original)
 
 
 def test_method_is_chosen_by_heldout_gain(family_run):

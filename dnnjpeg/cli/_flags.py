@@ -32,7 +32,7 @@ from ..evaluation.curve import DEFAULT_QUALITIES as SWEEP_QUALITIES
 from ..evaluation.data import PROTOCOLS
 from ..evaluation.evaluate import Evaluator
 from ..qtable import SUBSAMPLINGS
-from ..search.family import tune_family
+from ..search.family import FamilyTuneOptions
 from ..search.runner import CURVE_QUALITIES
 from ..search.runner import tune as search_tune
 from ..validation.stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -106,7 +106,7 @@ SWEEP = qualities_text(SWEEP_QUALITIES)
 #: Standard qualities of the objective's reference curve in ``tune`` (the search's own default).
 TUNE_CURVE = qualities_text(CURVE_QUALITIES)
 #: Members of a tuned family.
-FAMILY_QUALITIES = qualities_text(default_of(tune_family, "qualities"))
+FAMILY_QUALITIES = qualities_text(default_of(FamilyTuneOptions, "qualities"))
 #: Search seed (fold i of a cross-validation searches with seed + i).
 SEED = default_of(search_tune, "seed")
 #: Image protocol of the evaluator.

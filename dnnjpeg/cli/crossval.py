@@ -11,7 +11,6 @@ from ..validation.crossval import crossval
 from . import register_command
 from ._flags import (
     add_bootstrap_arguments,
-    add_deprecated,
     add_evaluator_arguments,
     add_fold_seed,
     add_json,
@@ -20,7 +19,6 @@ from ._flags import (
     add_progress,
     add_qualities,
     add_quality,
-    add_seed,
     add_space,
     default_of,
     parse_qualities,

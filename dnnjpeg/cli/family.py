@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import DnnjpegError
 from ..evaluation.evaluate import Evaluator
-from ..search.family import tune_family
+from ..search.family import FamilyTuneOptions, tune_family
 from . import register_command
 from ._flags import (
     FAMILY_QUALITIES,
@@ -33,7 +33,7 @@ from .evaluate import make_evaluator
 
 
 def _library(name: str) -> Any:
-    return default_of(tune_family, name)
+    return default_of(FamilyTuneOptions, name)
 
 
 @register_command(
@@ -116,15 +116,16 @@ def run(args: argparse.Namespace) -> int:
     ev = make_evaluator(args, backend=args.backend, progress=False)
     verbose = progress_wanted(args)
     with ev:
-        family = tune_family(
+        result = tune_family(
             ev, args.name, workdir=workdir, qualities=qualities, methods=methods, k=args.k, fold_seed=args.fold_seed,
             budget=args.budget, signal=args.signal, seed=args.seed, space=args.space, project=args.project,
             stage=args.stage, compare_encoders=encoders, choose_by=args.choose_by, command=_command(args),
             log=(lambda m: print(m, file=sys.stderr, flush=True)) if verbose else None,
         )
-    if family is None:
+    if result.record is None:
         print(f"stage {args.stage} done; journals in {workdir}")
         return 0
+    family = result.to_dict()
     out.write_text(json.dumps(family, indent=2) + "\n", encoding="utf-8")
     print(format_summary(family))
     print(f"wrote {out}", file=sys.stderr)
