@@ -17,13 +17,6 @@ def crops(photo) -> np.ndarray:
     return np.stack([arr[y : y + 224, x : x + 224] for y in (0, 144, 288) for x in (0, 288)])
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    from dnnjpeg.models import get
-
-    return get("efficientnet_lite0", device="cpu")
-
-
 def test_match_size_lands_just_under_the_target(crops):
     base = np.array(QTable.standard(50).luma, dtype=float)
     target = mean_jpeg_bytes(crops, QTable.standard(60))
