@@ -109,6 +109,7 @@ def test_classifier_copy_is_checked_and_renamed() -> None:
         assert impostor.fold_batchnorm() is impostor  # ...and the check catches it, saying so
 
 
+@pytest.mark.slow
 def test_lite0_folded_agrees_and_pickles_by_name() -> None:
     lite0 = get("efficientnet_lite0", device="cpu")
     fast = lite0.fold_batchnorm()

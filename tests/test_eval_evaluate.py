@@ -156,6 +156,7 @@ def test_bad_arguments(folder: Path) -> None:
         Evaluator(tiny_classifier(num_classes=5), folder)
 
 
+@pytest.mark.slow
 def test_lite0_on_dev_subset(dev_data: Path) -> None:
     ev = Evaluator("efficientnet_lite0", dev_data, limit=16, device="cpu")
     assert ev.classifier.config["batchnorm_folded"] == 49  # the evaluator runs a folded copy by default

@@ -16,11 +16,6 @@ from dnnjpeg.testing import TinyNet, synthetic_image, tiny_classifier
 
 
 @pytest.fixture(scope="module")
-def lite0() -> Classifier:
-    return get("efficientnet_lite0", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def batch() -> np.ndarray:
     return np.stack([np.asarray(synthetic_image(i, (224, 224))) for i in range(3)])
 
@@ -62,6 +57,7 @@ def test_lite0_weights_map_by_position(lite0: Classifier) -> None:
         map_state_dict_by_position(dict(list(state.items())[:-1]), loaded)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "size", "resize"), [("efficientnet_lite1", 240, 272), ("efficientnet_lite2", 260, 292)]
 )

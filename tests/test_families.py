@@ -159,6 +159,7 @@ def tuned_families() -> list:
     return [p for p in paths if json.loads(p.read_text())["provenance"].get("measured_by_dnnjpeg")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", tuned_families(), ids=lambda p: p.stem)
 def test_recorded_command_builds_the_model_the_searches_used(path):
     """``dnnjpeg regenerate`` resumes the journals only if the recorded command builds the same model

@@ -44,7 +44,9 @@ def exact_fisher(clf: Classifier, img: np.ndarray, factors: tuple[int, int]) -> 
     return fy_, fc_
 
 
-@pytest.mark.parametrize("subsampling,factors", [("4:4:4", (1, 1)), ("4:2:0", (2, 2))])
+@pytest.mark.parametrize(
+    "subsampling,factors", [pytest.param("4:4:4", (1, 1), marks=pytest.mark.slow), ("4:2:0", (2, 2))]  # 4:4:4: ~11 s
+)
 def test_random_sign_estimate_converges_to_the_exact_fisher_diagonal(subsampling: str, factors: tuple[int, int]) -> None:
     clf = tiny_classifier()
     img = images(1)

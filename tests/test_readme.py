@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # the examples run EfficientNet-Lite0 with its real weights
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCK = re.compile(r"(<!-- readme-test: skip[^>]*-->\s*)?```(python|bash)\n(.*?)```", re.DOTALL)
 

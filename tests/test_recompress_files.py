@@ -190,15 +190,20 @@ def test_unreadable_and_vanished_files_are_failures(tmp_path: Path) -> None:
     rec = process(str(src), str(dst), Task("gone.txt", "gone.txt", "copy", 10, 0, False), opts)
     assert rec["status"] == "failed" and rec["reason"].startswith("cannot read")
     assert not any(dst.iterdir())
-    if os.geteuid() != 0:  # root reads anything
-        p = src / "locked.jpg"
-        smooth_rgb(8, 8).save(p, "JPEG")
-        p.chmod(0)
-        st = p.stat()
-        rec = process(
-            str(src), str(dst), Task("locked.jpg", "locked.jpg", "image", st.st_size, st.st_mtime_ns, False), opts
-        )
-        assert rec["status"] == "failed" and "Permission denied" in rec["reason"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_unreadable_file_is_a_failure(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    opts = Options(tables=Options.table_values(TABLE))
+    p = src / "locked.jpg"
+    smooth_rgb(8, 8).save(p, "JPEG")
+    p.chmod(0)
+    st = p.stat()
+    rec = process(str(src), str(dst), Task("locked.jpg", "locked.jpg", "image", st.st_size, st.st_mtime_ns, False), opts)
+    assert rec["status"] == "failed" and "Permission denied" in rec["reason"]
 
 
 def test_symlinked_dst_folder_is_refused(tmp_path: Path) -> None:
@@ -220,13 +225,10 @@ def test_symlinked_dst_folder_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.needs_data
-def test_dev_images(tmp_path: Path) -> None:
-    data = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample-dev"
-    if not data.is_dir():
-        pytest.skip(f"{data} not found (dev images live in ../shared/data)")
+def test_dev_images(tmp_path: Path, dev_data: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
-    files = sorted(data.glob("*.JPEG"))[:6]
+    files = sorted(dev_data.glob("*.JPEG"))[:6]
     for p in files:
         os.symlink(p, src / p.name)  # links out of SRC: only read with follow_symlinks
     s = dnnjpeg.recompress(src, tmp_path / "dst", "resnet50", workers=2, follow_symlinks=True)

@@ -113,11 +113,6 @@ def _open_rgb(path: Path) -> Image.Image:
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return dnnjpeg.evaluation.models.get("efficientnet_lite0", device="cpu")
-
-
-@pytest.fixture(scope="module")
 def cli_run(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """One CLI run with --model on the photo tree: 2 local worker processes, JSON report (and its plot)."""
     base = tmp_path_factory.mktemp("model_run")

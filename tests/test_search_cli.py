@@ -53,6 +53,7 @@ def test_tune_writes_a_table_with_provenance_and_reruns_add_the_difference(data,
     assert QTable.from_json(out).meta["provenance"]["budget"] == 5
 
 
+@pytest.mark.slow
 def test_no_fold_batchnorm_runs_the_model_as_given_and_is_recorded(data, tmp_path, capsys) -> None:
     from dnnjpeg.evaluation.models import get
 

@@ -44,6 +44,7 @@ def test_fisher_weights_need_the_model() -> None:
         tune(PSNREvaluator(synthetic_photos(2, 32)), "fisher", budget=2, objective="fitness-ce", curve_qualities=(20, 80))
 
 
+@pytest.mark.slow
 def test_tuning_run_designs_from_the_real_model(dev_data) -> None:
     from dnnjpeg.evaluation.evaluate import Evaluator
 

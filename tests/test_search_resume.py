@@ -94,7 +94,7 @@ def check_resumed(storage: str, study: str, budget: int, expected: list | None =
         assert [trial_table(t) for t in ordered] == expected
 
 
-@pytest.mark.parametrize("method", ["bandit", "bayes"])
+@pytest.mark.parametrize("method", ["bandit", pytest.param("bayes", marks=pytest.mark.slow)])  # bayes: ~20 s
 def test_sigkill_then_same_command_resumes_exactly(method: str, tmp_path) -> None:
     mod = worker_module()
     budget = 24 if method == "bandit" else 12

@@ -189,6 +189,7 @@ def test_rerun_with_another_budget_replays_despite_a_new_schedule(method, ev, tm
     assert len({(t["stream"], t["seq"]) for t in res.trials}) == 30
 
 
+@pytest.mark.slow  # 4 worker processes start (about 20 s on 2 cores)
 def test_two_workers_then_two_more_replay_their_streams(tmp_path) -> None:
     ev = PSNREvaluator(synthetic_photos(4, 64, seed=6), "synthetic")
     path = str(tmp_path / "w.journal")

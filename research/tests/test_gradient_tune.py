@@ -34,6 +34,7 @@ def test_match_size_lands_just_under_the_target(crops):
     assert mean_jpeg_bytes(crops, bigger) > size  # finer steps give larger files
 
 
+@pytest.mark.slow  # real Lite0 weights
 def test_gradient_tune_returns_a_size_matched_table(lite0, crops):
     cfg = GradientTuneConfig(steps=3, batch_size=2, seed=1)
     res = gradient_tune(lite0, crops, 40, config=cfg)
@@ -48,6 +49,7 @@ def test_gradient_tune_returns_a_size_matched_table(lite0, crops):
     assert again.table == res.table
 
 
+@pytest.mark.slow  # real Lite0 weights
 def test_single_table_space_uses_one_table(lite0, crops):
     res = gradient_tune(lite0, crops[:2], 50, config=GradientTuneConfig(steps=1, batch_size=2, separate_chroma=False))
     assert res.table.luma == res.table.chroma
@@ -62,6 +64,7 @@ def test_config_validation(kwargs, message):
         GradientTuneConfig(**kwargs)
 
 
+@pytest.mark.slow  # real Lite0 weights
 def test_bad_inputs(lite0, crops):
     with pytest.raises(ValueError, match="uint8"):
         gradient_tune(lite0, crops.astype(np.float32), 50)
