@@ -1,4 +1,4 @@
-"""The README's code examples really work: Python blocks run in order, shell blocks run in bash.
+"""The README's and the guide's code examples really work: Python blocks run in order, shell blocks in bash.
 
 A block preceded by ``<!-- readme-test: skip (reason) -->`` is not run (used for the setup
 commands, which this very suite is part of, and for hours-long jobs).
@@ -17,12 +17,15 @@ from PIL import Image
 
 pytestmark = pytest.mark.slow  # the examples run EfficientNet-Lite0 with its real weights
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: every document whose examples run, and the files its Python examples must have written
+DOCUMENTS = {"README.md": ("x.jpg", "y.jpg", "z.jpg"), "docs/guide.md": ()}
 BLOCK = re.compile(r"(<!-- readme-test: skip[^>]*-->\s*)?```(python|bash)\n(.*?)```", re.DOTALL)
 
 
-def _blocks(language: str) -> list[str]:
-    return [code for skip, lang, code in BLOCK.findall(README.read_text()) if lang == language and not skip]
+def _blocks(language: str, document: Path = README) -> list[str]:
+    return [code for skip, lang, code in BLOCK.findall(document.read_text()) if lang == language and not skip]
 
 
 @pytest.fixture()
@@ -38,22 +41,24 @@ def workdir(tmp_path, photo, monkeypatch):
     return tmp_path
 
 
-def test_python_examples_run(workdir):
-    blocks = _blocks("python")
-    assert blocks, "README has no Python examples"
+@pytest.mark.parametrize("document", sorted(DOCUMENTS))
+def test_python_examples_run(workdir, document):
+    blocks = _blocks("python", ROOT / document)
+    assert blocks, f"{document} has no Python examples"
     namespace: dict[str, object] = {"__name__": "__readme__"}
     for code in blocks:
-        exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - the README is ours
-    for produced in ("x.jpg", "y.jpg", "z.jpg"):
+        exec(compile(code, str(ROOT / document), "exec"), namespace)  # noqa: S102 - the docs are ours
+    for produced in DOCUMENTS[document]:
         with Image.open(workdir / produced) as im:
             assert im.format == "JPEG"
 
 
-def test_shell_examples_run(workdir):
-    blocks = _blocks("bash")
-    assert blocks, "README has no shell examples"
+@pytest.mark.parametrize("document", sorted(DOCUMENTS))
+def test_shell_examples_run(workdir, document):
+    blocks = _blocks("bash", ROOT / document)
+    assert blocks, f"{document} has no shell examples"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     for code in blocks:
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=workdir, env=env,
                               capture_output=True, text=True, check=False)
-        assert proc.returncode == 0, f"README block failed:\n{code}\n--- stderr ---\n{proc.stderr}"
+        assert proc.returncode == 0, f"{document} block failed:\n{code}\n--- stderr ---\n{proc.stderr}"
