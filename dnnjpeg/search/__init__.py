@@ -30,7 +30,7 @@ from .base import (
     register_method,
 )
 from .objectives import Fitness, Objective, SizeMatched, TargetAccuracy, parse_objective
-from .runner import CURVE_QUALITIES, Fidelity, TuneResult, size_match, tune
+from .runner import CURVE_QUALITIES, Fidelity, TuneOptions, TuneOptionsError, TuneResult, size_match, tune
 from .space import Box, SearchSpace, SearchSpaceError
 
 __all__ = [
@@ -46,6 +46,8 @@ __all__ = [
     "SearchSpaceError",
     "SizeMatched",
     "TargetAccuracy",
+    "TuneOptions",
+    "TuneOptionsError",
     "TuneResult",
     "available_methods",
     "derive_seed",

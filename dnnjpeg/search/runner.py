@@ -16,6 +16,7 @@ join the same search (each takes the next free stream).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import math
@@ -25,17 +26,21 @@ import pickle
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..evaluation.curve import SEARCH_CURVE_QUALITIES
+from .. import __version__
+from .._settings import from_keywords
+from ..evaluation.curve import SEARCH_CURVE_QUALITIES, CurvePoint, StandardCurve
+from ..evaluation.evaluate import PER_IMAGE_FIELDS
 from ..qtable import QTable
 from ._optuna import quiet_optuna
 from .base import SearchContext, SearchError, derive_seed, make_method, method_class
 from .objectives import Objective, parse_objective
+from .projection import SizeProjectedEvaluator, scale_table
 from .space import SearchSpace
 from .storage import StorageSpec, claim_stream, open_storage, parse_storage
 from .study import (
@@ -60,7 +65,8 @@ from .study import (
 )
 
 __all__ = [
-    "CURVE_QUALITIES", "Fidelity", "TuneResult", "device_label", "evaluator_identity", "size_match", "stream_seed", "tune",
+    "CURVE_QUALITIES", "Fidelity", "TuneOptions", "TuneOptionsError", "TuneResult", "device_label", "evaluator_identity",
+    "size_match", "stream_seed", "tune",
 ]
 
 #: Consecutive proposals of already evaluated tables answered from the study before one is evaluated anyway.
@@ -170,6 +176,132 @@ class TuneResult:
         return out
 
 
+class TuneOptionsError(SearchError, ValueError):
+    """A bad :class:`TuneOptions` value (a :class:`~dnnjpeg.search.SearchError` that is also a ``ValueError``)."""
+
+
+@contextlib.contextmanager
+def _as_option_error() -> Iterator[None]:
+    """A SearchError raised by a parser of one setting, as a TuneOptionsError."""
+    try:
+        yield
+    except TuneOptionsError:
+        raise
+    except SearchError as exc:
+        raise TuneOptionsError(exc.problem, fix=exc.fix) from None
+
+
+def _count(name: str, value: Any, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        what = "a positive integer" if least == 1 else "a non-negative integer"
+        raise TuneOptionsError(f"{name} must be {what}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """Every setting of :func:`tune` (all but the evaluator and a precomputed curve), checked when made.
+
+    Attributes:
+        method: a registered method (:func:`~dnnjpeg.search.available_methods`).
+        budget: total evaluations in the study (COMPLETE + PRUNED); a rerun adds only the difference.
+        objective: an objective string or object (:mod:`dnnjpeg.search.objectives`).
+        seed: the method's seed (stream ``k`` of the study uses a seed derived from it).
+        storage: ``None`` (memory), a journal file path, or ``postgresql://`` / ``sqlite:///`` URL.
+        study_name: default ``METHOD-OBJECTIVE-SPACE-seedS`` (plus the fidelity and the projection).
+        space: search space (:class:`~dnnjpeg.search.SearchSpace` or its string).
+        workers: worker processes to start (needs a persistent storage); each owns one stream.
+        quality: if given, scale the best table to the size of standard JPEG at this quality on the
+            evaluator's images (evaluated once more, outside the budget).
+        project: evaluate every candidate scaled to standard JPEG's size at ``quality``
+            (:mod:`dnnjpeg.search.projection`): the search explores shapes only.  Needs ``quality``.
+        curve_qualities: standard qualities of the objective's reference curve, when it is measured.
+        fidelity: successive halving over images (:class:`Fidelity`, ``"MIN"`` or ``"MIN:ETA"``).
+        method_options: the method's options (see each method's class).
+        progress: show a progress bar with the best value so far.
+        command: the command line, recorded in the provenance.
+
+    Raises:
+        TuneOptionsError: a bad value (a :class:`~dnnjpeg.search.SearchError` and a ``ValueError``),
+            named in the message.
+
+    Example:
+        >>> TuneOptions("bandit", budget=40, seed=1).budget
+        40
+        >>> try:
+        ...     TuneOptions("sorted", budget=0)
+        ... except ValueError as exc:
+        ...     print(exc)
+        budget must be a positive integer, got 0
+    """
+
+    method: str = "sorted"
+    budget: int = 20
+    objective: str | Objective = "fitness"
+    seed: int = 0
+    storage: str | os.PathLike[str] | None = None
+    study_name: str | None = None
+    space: str | SearchSpace = "single"
+    workers: int = 1
+    quality: int | None = None
+    project: bool = False
+    curve_qualities: Sequence[int] = CURVE_QUALITIES
+    fidelity: str | int | Fidelity | None = None
+    method_options: Mapping[str, Any] = field(default_factory=dict)
+    progress: bool = False
+    command: str | None = None
+
+    def __post_init__(self) -> None:
+        _count("budget", self.budget, 1)
+        _count("workers", self.workers, 1)
+        _count("seed", self.seed, 0)
+        q = self.quality
+        if q is not None and (isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100):
+            raise TuneOptionsError(f"quality must be an integer in 1..100, got {q!r}")
+        if self.project and q is None:
+            raise TuneOptionsError(
+                "project=True needs quality (the standard quality whose size every candidate is scaled to)")
+        with _as_option_error():
+            cls = method_class(self.method)
+            parse_objective(self.objective)
+            SearchSpace.parse(self.space)  # a SearchSpaceError is a ValueError already
+            fid = Fidelity.parse(self.fidelity)
+            if fid is not None and len(cls.directions) > 1:
+                raise SearchError(f"method {self.method!r} is multi-objective; Optuna cannot prune it (drop --fidelity)")
+            spec = parse_storage(self.storage)
+        if self.workers > 1 and spec.kind == "memory":
+            raise TuneOptionsError("workers > 1 need a persistent storage (a journal file path or a postgresql:// URL)")
+        self._normalise()
+
+    def _normalise(self) -> None:
+        """``method_options`` as this object's own dict; ``curve_qualities`` as a tuple of ints."""
+        mo = {} if self.method_options is None else self.method_options
+        if not isinstance(mo, Mapping):
+            raise TuneOptionsError(f"method_options must be a mapping of option names to values, got {mo!r}")
+        try:
+            qs = tuple(int(x) for x in self.curve_qualities)
+        except (TypeError, ValueError):
+            raise TuneOptionsError(f"curve_qualities must be integers, got {self.curve_qualities!r}") from None
+        object.__setattr__(self, "method_options", dict(mo))
+        object.__setattr__(self, "curve_qualities", qs)
+
+    @classmethod
+    def from_kwargs(cls, options: TuneOptions | Mapping[str, Any] | None = None, /, **kwargs: Any) -> TuneOptions:
+        """``options`` (default: the defaults) with keyword arguments named like the fields, as :func:`tune`
+        takes them.  ``options`` that is a mapping is ``method_options`` (tune's spelling from before
+        TuneOptions).
+
+        Raises:
+            ValueError: a keyword that contradicts ``options``, or a bad value.
+            TypeError: an unknown keyword.
+        """
+        if options is not None and not isinstance(options, TuneOptions):
+            if "method_options" in kwargs:
+                raise TuneOptionsError("options= (when a mapping: the method's options) and method_options= are "
+                                       "one setting; give it once")
+            options, kwargs = None, {**kwargs, "method_options": options}
+        return from_keywords(cls, options, kwargs, "tune option")
+
+
 # -- evaluator helpers ---------------------------------------------------------------------------
 def evaluator_identity(evaluator: Any) -> dict[str, Any]:
     """Model, data and their fingerprints of an evaluator (recorded in the study and the provenance)."""
@@ -196,8 +328,6 @@ def evaluator_identity(evaluator: Any) -> dict[str, Any]:
 
 
 def _concat(a: Any, b: Any) -> Any:
-    from ..evaluation.evaluate import PER_IMAGE_FIELDS
-
     parts = {f: np.concatenate([getattr(a, f), getattr(b, f)]) for f in PER_IMAGE_FIELDS}
     return dataclasses.replace(a, **parts, seconds=a.seconds + b.seconds, extra=dict(a.extra))
 
@@ -216,8 +346,6 @@ def _jsonable_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
 def size_match(evaluator: Any, table: QTable, quality: int, iterations: int = 16) -> tuple[QTable, float, float]:
     """Scale every step of ``table`` so its mean JPEG size is the largest not above standard JPEG's
     at ``quality`` (4:2:0) on the evaluator's images.  Returns ``(table, scale, bytes_mean)``."""
-    from .projection import scale_table
-
     target = float(np.mean(evaluator.sizes(QTable.standard(int(quality)))))
     lo, hi = math.log(1 / 32), math.log(32)
     best: tuple[QTable, float, float] | None = None
@@ -241,8 +369,6 @@ def _size_matched(study: Any, evaluator: Any, table: QTable, trial: int, quality
     finished study whose best trial has not changed reads them instead of encoding and evaluating again
     (minutes per search with a slow writer such as trellis), when its model runs on the same device (a
     study shared by a GPU and a CPU machine: each measures its own)."""
-    from .projection import scale_table
-
     key = f"{SIZE_MATCH_KEY}.q{int(quality)}"
     device = device_label(evaluator)
     stored = study.user_attrs.get(key)
@@ -480,8 +606,6 @@ class _Progress:
 
 # -- curve ------------------------------------------------------------------------------------------
 def _load_curve(curve: Any) -> Any:
-    from ..evaluation.curve import StandardCurve
-
     if curve is None or isinstance(curve, StandardCurve):
         return curve
     try:
@@ -491,8 +615,6 @@ def _load_curve(curve: Any) -> Any:
 
 
 def _extend_curve(curve: Any, evaluator: Any, qualities: Sequence[int]) -> Any:
-    from ..evaluation.curve import CurvePoint, StandardCurve
-
     have = set(curve.qualities.tolist())
     missing = sorted(set(qualities) - have)
     if not missing:
@@ -502,11 +624,11 @@ def _extend_curve(curve: Any, evaluator: Any, qualities: Sequence[int]) -> Any:
                          protocol=curve.protocol, reference=dict(curve.reference), fit_qualities=curve.fit_qualities)
 
 
-def _study_curve(study: Any, evaluator: Any, ident: Mapping[str, Any], objective: Objective, curve: Any,
-                 qualities: Sequence[int], progress: bool) -> Any:
-    from ..evaluation.curve import StandardCurve
-
-    need = sorted(set(objective.required_qualities()))
+def _study_curve(study: Any, evaluator: Any, setup: _Setup, curve: Any) -> Any:
+    """Standard JPEG's curve for the objective: the study's, else ``curve`` (given), else measured at
+    ``curve_qualities``; extended to the qualities the objective needs and kept in the study."""
+    ident, opts = setup.ident, setup.options
+    need = sorted(set(setup.objective.required_qualities()))
     stored = study.user_attrs.get(CURVE_KEY)
     if stored is not None:
         c = StandardCurve.from_dict(stored)
@@ -519,24 +641,24 @@ def _study_curve(study: Any, evaluator: Any, ident: Mapping[str, Any], objective
                 f"this search uses {ident['model']} on {ident['n_images']}"
             )
     else:
-        qs = sorted({int(q) for q in qualities} | set(need))
+        qs = sorted({int(q) for q in opts.curve_qualities} | set(need))
         if len(qs) < 3:
             raise SearchError(f"the standard curve needs at least 3 qualities, got {qs}")
-        c = StandardCurve.compute(evaluator, qs, progress=progress, keep_results=False)
+        c = StandardCurve.compute(evaluator, qs, progress=opts.progress, keep_results=False)
     extended = _extend_curve(c, evaluator, need)
     if stored is None or extended is not c:
         study.set_user_attr(CURVE_KEY, extended.to_dict())
     return extended
 
 
-def _rung_objectives(study: Any, evaluator: Any, objective: Objective, curve: Any, fidelity: Fidelity, seed: int,
-                     n_images: int, progress: bool) -> dict[int, Objective]:
+def _rung_objectives(study: Any, evaluator: Any, setup: _Setup, curve: Any) -> dict[int, Objective]:
     """The objective of each partial rung, bound to standard JPEG's curve on that rung's images
     (measured once per study and stored in it), so a rung scores candidates as the full objective
     would on those images."""
-    from ..evaluation.curve import StandardCurve
-
-    order = fidelity_order(seed, n_images)
+    fidelity, n_images, progress = setup.fidelity, setup.ident["n_images"], setup.options.progress
+    if fidelity is None:
+        return {}
+    order = fidelity_order(setup.options.seed, n_images)
     out: dict[int, Objective] = {}
     for n in fidelity.rungs(n_images)[:-1]:
         key = f"{CURVE_KEY}.rung{n}"
@@ -547,7 +669,7 @@ def _rung_objectives(study: Any, evaluator: Any, objective: Objective, curve: An
             c = StandardCurve.compute(evaluator, curve.qualities.tolist(), indices=order[:n], progress=progress,
                                       keep_results=False)
             study.set_user_attr(key, c.to_dict())
-        out[n] = objective.bind(c)
+        out[n] = setup.objective.bind(c)
     return out
 
 
@@ -580,47 +702,35 @@ def _table_from_row(row: Mapping[str, Any], meta: dict[str, Any]) -> QTable:
 # -- the public entry point ---------------------------------------------------------------------------
 def tune(
     evaluator: Any,
-    method: str = "sorted",
-    budget: int = 20,
-    objective: str | Objective = "fitness",
-    seed: int = 0,
+    method: str | None = None,
+    budget: int | None = None,
+    objective: str | Objective | None = None,
+    seed: int | None = None,
     storage: str | os.PathLike[str] | None = None,
     study_name: str | None = None,
     *,
-    space: str | SearchSpace = "single",
-    workers: int = 1,
-    quality: int | None = None,
     curve: Any = None,
-    curve_qualities: Sequence[int] = CURVE_QUALITIES,
-    fidelity: str | int | Fidelity | None = None,
-    options: Mapping[str, Any] | None = None,
-    progress: bool = False,
-    command: str | None = None,
-    project: bool = False,
+    options: TuneOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> TuneResult:
     """Search a quantization table for ``evaluator`` with ``method``; every evaluation goes into an Optuna study.
 
     Args:
         evaluator: a :class:`dnnjpeg.evaluation.evaluate.Evaluator` (or anything with its interface, e.g.
             :class:`~dnnjpeg.search.psnr.PSNREvaluator`); use ``evaluator.subset(idx)`` to tune on a fold.
-        method: a registered method (:func:`~dnnjpeg.search.available_methods`).
-        budget: total evaluations in the study (COMPLETE + PRUNED); a rerun adds only the difference.
-        objective: an objective string or object (:mod:`dnnjpeg.search.objectives`).
-        seed: the method's seed (stream ``k`` of the study uses a seed derived from it).
-        storage: ``None`` (memory), a journal file path, or ``postgresql://`` / ``sqlite:///`` URL.
-        study_name: default ``METHOD-OBJECTIVE-SPACE-seedS`` (plus the fidelity).
-        space: search space (:class:`~dnnjpeg.search.SearchSpace` or its string).
-        workers: worker processes to start (needs a persistent storage); each owns one stream.
-        quality: if given, scale the best table to the size of standard JPEG at this quality on the
-            evaluator's images (evaluated once more, outside the budget).
+        method, budget, objective, seed, storage, study_name: as in :class:`TuneOptions` (``None``:
+            ``options``' value, by default TuneOptions' default).
         curve: a :class:`dnnjpeg.evaluation.curve.StandardCurve` or its JSON path for the objective, measured
             on the same images; default: measured at ``curve_qualities`` and kept in the study.
-        fidelity: successive halving over images (:class:`Fidelity`, ``"MIN"`` or ``"MIN:ETA"``).
-        options: method options (see each method's class).
-        progress: show a progress bar with the best value so far.
-        command: the command line, recorded in the provenance.
-        project: evaluate every candidate scaled to standard JPEG's size at ``quality``
-            (:mod:`dnnjpeg.search.projection`): the search explores shapes only.  Needs ``quality``.
+        options: every setting in one :class:`TuneOptions`.  A mapping here is the method's options
+            (``method_options``, the spelling from before TuneOptions).
+        **kwargs: any other field of :class:`TuneOptions` (``space=``, ``workers=``, ``quality=``,
+            ``project=``, ``curve_qualities=``, ``fidelity=``, ``method_options=``, ``progress=``,
+            ``command=``); each must agree with ``options`` when both are given.
+
+    Raises:
+        SearchError: a bad setting (then also a ``ValueError``), a study that holds another search, a
+            failed evaluation.
 
     Example:
         >>> from dnnjpeg.search.psnr import PSNREvaluator, synthetic_photos
@@ -628,73 +738,93 @@ def tune(
         >>> res = tune(ev, "sorted", budget=3, objective="fitness-ce", curve_qualities=(20, 50, 80))
         >>> len(res.trials), res.table.meta["provenance"]["method"]
         (3, 'sorted')
+        >>> opts = TuneOptions("sorted", budget=3, objective="fitness-ce", curve_qualities=(20, 50, 80))
+        >>> tune(ev, options=opts).value == res.value
+        True
     """
     t_start = time.perf_counter()
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise SearchError(f"budget must be a positive integer, got {budget!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SearchError(f"workers must be a positive integer, got {workers!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SearchError(f"seed must be a non-negative integer, got {seed!r}")
-    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100):
-        raise SearchError(f"quality must be an integer in 1..100, got {quality!r}")
-    if project and quality is None:
-        raise SearchError("project=True needs quality (the standard quality whose size every candidate is scaled to)")
-    cls = method_class(method)
-    obj = parse_objective(objective)
-    sp = SearchSpace.parse(space)
-    fid = Fidelity.parse(fidelity)
-    opts = dict(options or {})
-    if fid is not None and len(cls.directions) > 1:
-        raise SearchError(f"method {method!r} is multi-objective; Optuna cannot prune it (drop --fidelity)")
+    named = {"method": method, "budget": budget, "objective": objective, "seed": seed, "storage": storage,
+             "study_name": study_name}
+    opts = TuneOptions.from_kwargs(options, **{k: v for k, v in named.items() if v is not None}, **kwargs)
+    setup = _setup(evaluator, opts)
+    store = open_storage(setup.spec)
+    study = open_study(store, setup.spec, setup.name, setup.config, setup.directions, _pruner(setup.fidelity))
+    std_curve = _study_curve(study, evaluator, setup, curve)
+    job = _make_job(setup, study, evaluator, std_curve)
+    _search(job, evaluator, opts, store, study)
+    return _result(study, setup, job.objective, std_curve, evaluator, t_start)
+
+
+@dataclass
+class _Setup:
+    """A checked search: the settings parsed, the evaluator identified, the study named and configured."""
+
+    options: TuneOptions
+    objective: Objective
+    space: SearchSpace
+    fidelity: Fidelity | None
+    spec: StorageSpec
+    ident: dict[str, Any]
+    name: str
+    config: StudyConfig
+    directions: Sequence[str]
+
+
+def _setup(evaluator: Any, opts: TuneOptions) -> _Setup:
+    """Check what needs the evaluator (the method's options, the fidelity against its images) and
+    describe the study; nothing is evaluated yet."""
+    cls = method_class(opts.method)
+    obj, sp, fid = parse_objective(opts.objective), SearchSpace.parse(opts.space), Fidelity.parse(opts.fidelity)
+    projection = opts.quality if opts.project else None
     # fail early on bad options (a small grey stand-in image for methods that need images)
-    make_method(method, sp, seed=seed, budget=budget, context=SearchContext(
+    make_method(opts.method, sp, seed=opts.seed, budget=opts.budget, context=SearchContext(
         images=np.full((1, 16, 16, 3), 128, np.uint8), classifier=getattr(evaluator, "classifier", None),
-        quality=quality if project else None), **opts)
-    spec = parse_storage(storage)
-    if workers > 1 and spec.kind == "memory":
-        raise SearchError("workers > 1 need a persistent storage (a journal file path or a postgresql:// URL)")
+        quality=projection), **opts.method_options)
+    spec = parse_storage(opts.storage)
     ident = evaluator_identity(evaluator)
     if fid is not None and fid.min_images >= ident["n_images"]:
         raise SearchError(f"fidelity starts at {fid.min_images} images but the evaluator has only {ident['n_images']}")
-    name = study_name or (f"{method}-{obj.spec}-{sp}-seed{seed}" + (f"-fid{fid.min_images}x{fid.eta}" if fid else "")
-                          + (f"-proj{quality}" if project else ""))
+    name = opts.study_name or (f"{opts.method}-{obj.spec}-{sp}-seed{opts.seed}"
+                               + (f"-fid{fid.min_images}x{fid.eta}" if fid else "")
+                               + (f"-proj{opts.quality}" if opts.project else ""))
     config = StudyConfig(
-        method=method, objective=obj.spec, space=str(sp), seed=seed, options=opts,
+        method=opts.method, objective=obj.spec, space=str(sp), seed=opts.seed, options=opts.method_options,
         model=ident["model"], model_fingerprint=ident["model_fingerprint"], data=ident["data"],
         data_fingerprint=ident["data_fingerprint"], protocol=ident["protocol"], n_images=ident["n_images"],
-        writer=ident["writer"], fidelity=None if fid is None else fid.to_list(),
-        projection=quality if project else None,
+        writer=ident["writer"], fidelity=None if fid is None else fid.to_list(), projection=projection,
     )
-    store = open_storage(spec)
-    study = open_study(store, spec, name, config, cls.directions, _pruner(fid))
-    std_curve = _study_curve(study, evaluator, ident, obj, curve, curve_qualities, progress)
-    bound = obj.bind(_bare_curve(std_curve))
-    job = _Job(spec, name, method, str(sp), seed, budget, opts, bound, fid, ident["n_images"],
-               quality=quality if project else None)
-    if fid is not None:
-        job.rung_objectives = _rung_objectives(study, evaluator, obj, std_curve, fid, seed, ident["n_images"], progress)
-    searched = evaluator
-    if project:
-        from .projection import SizeProjectedEvaluator
+    return _Setup(opts, obj, sp, fid, spec, ident, name, config, cls.directions)
 
-        searched = SizeProjectedEvaluator(evaluator, quality)
-    bar = _Progress(progress, budget, f"tune {method}")
+
+def _make_job(setup: _Setup, study: Any, evaluator: Any, curve: Any) -> _Job:
+    """The workers' job: the objective bound to the study's curve (and each rung's, with a fidelity)."""
+    opts, fid, n = setup.options, setup.fidelity, setup.ident["n_images"]
+    bound = setup.objective.bind(_bare_curve(curve))
+    job = _Job(setup.spec, setup.name, opts.method, str(setup.space), opts.seed, opts.budget, opts.method_options,
+               bound, fid, n, quality=opts.quality if opts.project else None)
+    if fid is not None:
+        job.rung_objectives = _rung_objectives(study, evaluator, setup, curve)
+    return job
+
+
+def _search(job: _Job, evaluator: Any, opts: TuneOptions, store: Any, study: Any) -> None:
+    """Run the workers (this process, or ``opts.workers`` processes) until the study's budget is used."""
+    searched = evaluator
+    if opts.project:
+        searched = SizeProjectedEvaluator(evaluator, opts.quality)
+    bar = _Progress(opts.progress, opts.budget, f"tune {opts.method}")
     try:
         bar.update(study)
-        if workers == 1:
+        if opts.workers == 1:
             _work(job, searched, store, on_trial=bar.update)
         else:
-            _run_processes(job, searched, workers, bar, study)
+            _run_processes(job, searched, opts.workers, bar, study)
     finally:
         bar.close()
-    return _result(study, spec, name, config, bound, std_curve, budget, evaluator, quality, command, t_start)
 
 
 def _bare_curve(curve: Any) -> Any:
     """The curve without per-quality Results (small to pickle)."""
-    from ..evaluation.curve import StandardCurve
-
     return StandardCurve.from_dict(curve.to_dict())
 
 
@@ -728,20 +858,39 @@ def _run_processes(job: _Job, evaluator: Any, workers: int, bar: _Progress, stud
         raise SearchError(f"tuning workers exited with codes {bad}")
 
 
-def _result(study: Any, spec: StorageSpec, name: str, config: StudyConfig, objective: Objective, curve: Any, budget: int,
-            evaluator: Any, quality: int | None, command: str | None, t_start: float) -> TuneResult:
+def _result(study: Any, setup: _Setup, objective: Objective, curve: Any, evaluator: Any, t_start: float) -> TuneResult:
+    """The study's best table (size-matched with ``quality``), its Pareto front and every trial."""
     from optuna.trial import TrialState
 
-    from .. import __version__
-
+    name, opts = setup.name, setup.options
     rows = _trial_rows(study)
     complete = [r for r in rows if r["state"] == "COMPLETE" and r["value"] is not None]
     if not complete:
         raise SearchError(f"study {name!r} has no completed evaluation")
     best = max(complete, key=lambda r: (r["value"], -r["number"]))
     n_failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    front = [r for r in complete if not any(_dominates(o["pair"], r["pair"]) for o in complete)]
-    front.sort(key=lambda r: r["pair"][1])
+    provenance = _provenance(setup, rows, complete, best, curve, objective)
+    metrics = {**best["metrics"], "objective": best["value"]}
+    table = _table_from_row(best, {"name": f"tuned-{opts.method}", "provenance": provenance, "metrics": metrics})
+    if opts.quality is not None:
+        matched, scale, size, m = _size_matched(study, evaluator, table, best["number"], opts.quality, objective)
+        provenance = {**provenance, "size_matched": {"quality": opts.quality, "scale": scale, "bytes_mean": size,
+                                                     "search_metrics": metrics}}
+        table = matched.replace(meta={"name": f"tuned-{opts.method}", "quality": opts.quality,
+                                      "provenance": provenance, "metrics": m})
+        metrics = m
+    return TuneResult(
+        table=table, value=float(metrics["objective"]), metrics=metrics, trial=best["number"], study_name=name,
+        storage=setup.spec.display, n_complete=len(complete), n_pruned=provenance["trials_pruned"],
+        n_failed=n_failed, pareto=_pareto(complete), trials=rows, curve=curve, config=setup.config.to_dict(),
+        seconds=time.perf_counter() - t_start,
+    )
+
+
+def _provenance(setup: _Setup, rows: list[dict[str, Any]], complete: list[dict[str, Any]], best: Mapping[str, Any],
+                curve: Any, objective: Objective) -> dict[str, Any]:
+    """The best table's ``provenance``: the search, the study, the data and the standard curve."""
+    config, opts = setup.config, setup.options
     signal_fit = None
     try:
         signal_fit = curve.fitness(objective.signal).to_dict()
@@ -754,10 +903,10 @@ def _result(study: Any, spec: StorageSpec, name: str, config: StudyConfig, objec
         "options": config.to_dict()["options"],
         "objective": config.objective,
         "space": config.space,
-        "budget": budget,
+        "budget": opts.budget,
         "seed": config.seed,
-        "study": name,
-        "storage": spec.display,
+        "study": setup.name,
+        "storage": setup.spec.display,
         "model": config.model,
         "model_fingerprint": config.model_fingerprint,
         "data": config.data,
@@ -773,22 +922,14 @@ def _result(study: Any, spec: StorageSpec, name: str, config: StudyConfig, objec
         "standard_curve": {"qualities": curve.qualities.tolist(), "signal": objective.signal, "fitness": signal_fit},
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
-    if command:
-        provenance["command"] = command
-    metrics = {**best["metrics"], "objective": best["value"]}
-    table = _table_from_row(best, {"name": f"tuned-{config.method}", "provenance": provenance, "metrics": metrics})
-    if quality is not None:
-        matched, scale, size, m = _size_matched(study, evaluator, table, best["number"], quality, objective)
-        provenance = {**provenance, "size_matched": {"quality": quality, "scale": scale, "bytes_mean": size,
-                                                     "search_metrics": metrics}}
-        table = matched.replace(meta={"name": f"tuned-{config.method}", "quality": quality,
-                                      "provenance": provenance, "metrics": m})
-        metrics = m
-    pareto = [_table_from_row(r, {"name": f"pareto-{r['number']}", "metrics": {**r["metrics"], "objective": r["value"]}})
-              for r in front]
-    return TuneResult(
-        table=table, value=float(metrics["objective"]), metrics=metrics, trial=best["number"], study_name=name,
-        storage=spec.display, n_complete=len(complete), n_pruned=provenance["trials_pruned"], n_failed=n_failed,
-        pareto=pareto, trials=rows, curve=curve, config=config.to_dict(), seconds=time.perf_counter() - t_start,
-    )
+    if opts.command:
+        provenance["command"] = opts.command
+    return provenance
 
+
+def _pareto(complete: list[dict[str, Any]]) -> list[QTable]:
+    """The non-dominated COMPLETE trials' tables on (accuracy signal, bytes), smallest first."""
+    front = [r for r in complete if not any(_dominates(o["pair"], r["pair"]) for o in complete)]
+    front.sort(key=lambda r: r["pair"][1])
+    return [_table_from_row(r, {"name": f"pareto-{r['number']}", "metrics": {**r["metrics"], "objective": r["value"]}})
+            for r in front]

@@ -20,8 +20,8 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "Validation": ".validate", "ValidationError": ".validate", "compare": ".validate",
-    "CrossValidation": ".crossval", "CrossvalError": ".crossval",
+    "Validation": ".validate", "ValidationError": ".validate", "ValidateOptions": ".validate", "compare": ".validate",
+    "CrossValidation": ".crossval", "CrossvalError": ".crossval", "CrossvalOptions": ".crossval",
     "FamilyComparison": ".family_compare", "compare_families": ".family_compare",
     "PairedComparison": ".stats", "StatsError": ".stats",
     "BDInterval": ".bd_bootstrap", "bootstrap_bd": ".bd_bootstrap",

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,9 +44,13 @@ from typing import Any
 
 import numpy as np
 
+from .._settings import from_keywords
+from ..encoders import EncoderError, get_family
 from ..errors import DnnjpegError
+from ..evaluation.curve import DEFAULT_QUALITIES, CurvePoint, StandardCurve, bd_accuracy, bd_rate
 from ..families import Family, find_family, resolve_table
 from ..qtable import QTable
+from .bd_bootstrap import BD_RESAMPLES, bootstrap_bd
 from .stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
@@ -61,6 +66,8 @@ from .stats import (
 __all__ = [
     "VALIDATION_FORMAT",
     "Comparison",
+    "ValidateOptions",
+    "ValidateOptionsError",
     "Validation",
     "ValidationError",
     "compare",
@@ -78,6 +85,87 @@ VALIDATION_FORMAT = "dnnjpeg-validation"
 
 class ValidationError(DnnjpegError):
     """Results that cannot be compared (different images) or a bad validation request."""
+
+
+class ValidateOptionsError(ValidationError, ValueError):
+    """A bad :class:`ValidateOptions` value (a :class:`ValidationError` that is also a ``ValueError``)."""
+
+
+def _check_bootstrap(resamples: Any, confidence: Any, seed: Any, error: type[Exception]) -> None:
+    """Raise ``error`` naming a bad bootstrap setting (shared by validate's and crossval's options)."""
+    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 1:
+        raise error(f"resamples must be an integer >= 1, got {resamples!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0.0 < confidence < 1.0:
+        raise error(f"confidence must be a number in (0, 1), got {confidence!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise error(f"seed must be a non-negative integer, got {seed!r}")
+
+
+def _standard_qualities(qualities: Sequence[int] | None, error: type[Exception]) -> tuple[int, ...]:
+    """``qualities`` (default :data:`~dnnjpeg.evaluation.curve.DEFAULT_QUALITIES`) sorted, once each, as ints."""
+    given = DEFAULT_QUALITIES if qualities is None else qualities
+    if isinstance(given, (str, bytes)):
+        raise error(f"qualities must be a sequence of integers in 1..100, got {given!r}")
+    try:
+        qs = tuple(sorted({int(q) for q in given}))
+    except (TypeError, ValueError):
+        raise error(f"qualities must be a sequence of integers in 1..100, got {given!r}") from None
+    bad = [q for q in qs if not 1 <= q <= 100]
+    if bad:
+        raise error(f"qualities must be integers in 1..100, got {bad[0]}")
+    return qs
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """The settings of :func:`validate`, checked when made.
+
+    Attributes:
+        qualities: standard qualities swept (default :data:`dnnjpeg.evaluation.curve.DEFAULT_QUALITIES`;
+            kept sorted, once each); the same qualities are swept for every encoder and select the
+            family members used for BD-rate.  At least 2.
+        encoders: encoder family names from :mod:`dnnjpeg.encoders` (e.g. ``("mozjpeg", "libjpeg-opt")``).
+        resamples, confidence, seed: the bootstrap's settings (see :mod:`dnnjpeg.validation.stats`).
+
+    Raises:
+        ValidateOptionsError: a bad value (a :class:`ValidationError` and a ``ValueError``), named in the message.
+
+    Example:
+        >>> ValidateOptions(qualities=[50, 30, 50]).qualities
+        (30, 50)
+        >>> try:
+        ...     ValidateOptions(encoders=["mozjpeg", "jpeg2000"])
+        ... except ValueError as exc:
+        ...     print(str(exc).split(";")[0])
+        unknown encoder 'jpeg2000'
+    """
+
+    qualities: Sequence[int] | None = None
+    encoders: Sequence[str] = ()
+    resamples: int = DEFAULT_RESAMPLES
+    confidence: float = DEFAULT_CONFIDENCE
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self) -> None:
+        qs = _standard_qualities(self.qualities, ValidateOptionsError)
+        if len(qs) < 2:
+            raise ValidateOptionsError(f"need at least 2 standard qualities to interpolate, got {list(qs)}")
+        if isinstance(self.encoders, (str, bytes)):
+            raise ValidateOptionsError(f"encoders must be a sequence of encoder names, got {self.encoders!r}")
+        encoders = tuple(self.encoders)
+        for name in encoders:
+            try:
+                get_family(name)
+            except EncoderError as exc:
+                raise ValidateOptionsError(exc.problem, fix=exc.fix) from None
+        _check_bootstrap(self.resamples, self.confidence, self.seed, ValidateOptionsError)
+        object.__setattr__(self, "qualities", qs)
+        object.__setattr__(self, "encoders", encoders)
+
+    @property
+    def bootstrap(self) -> dict[str, Any]:
+        """``resamples``, ``confidence`` and ``seed`` as keyword arguments of :func:`compare`."""
+        return {"resamples": self.resamples, "confidence": self.confidence, "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -243,8 +331,6 @@ def family_bd_rate(standard: Mapping[int, Any], members: Mapping[int, Any], *,
     image's prediction)."""
     if len(members) < 2 or len(standard) < 2:
         return None, None
-    from ..evaluation.curve import bd_accuracy, bd_rate
-
     anchor = [standard[q] for q in sorted(standard)]
     test = [members[q] for q in sorted(members)]
     return _num(bd_rate(anchor, test, metric=metric)), _num(bd_accuracy(anchor, test, metric=metric))
@@ -256,8 +342,6 @@ def family_bd_interval(standard: Mapping[int, Any], members: Mapping[int, Any], 
     """:func:`~dnnjpeg.validation.bd_bootstrap.bootstrap_bd` of a family's member Results against a curve
     (quality -> Result on the same images), as a JSON-ready dict; ``None`` with fewer than 2 points
     on a side.  ``resamples`` defaults to :data:`~dnnjpeg.validation.bd_bootstrap.BD_RESAMPLES`."""
-    from .bd_bootstrap import BD_RESAMPLES, bootstrap_bd
-
     if len(members) < 2 or len(standard) < 2:
         return None
     anchor = [standard[q] for q in sorted(standard)]
@@ -284,8 +368,6 @@ def evaluate_encoder_curve(
     evaluator: Any, family: str, qualities: Sequence[int], indices: Sequence[int] | np.ndarray | None = None
 ) -> dict[int, Any]:
     """quality -> Result of the encoder family ``family`` (:mod:`dnnjpeg.encoders`) at each quality."""
-    from ..encoders import get_family
-
     fam = get_family(family)
     return {int(q): evaluator.evaluate(fam.at(int(q)), indices=indices) for q in qualities}
 
@@ -373,8 +455,6 @@ class Validation:
 
 
 def _rate_delta_at_top1(standard: Mapping[int, Any], result: Any) -> float | None:
-    from ..evaluation.curve import CurvePoint, StandardCurve
-
     pts = [CurvePoint.from_result(q, standard[q]) for q in sorted(standard)]
     if len(pts) < 2:
         return None
@@ -389,104 +469,108 @@ def validate(
     table: str | os.PathLike[str] | QTable,
     quality: int | None = None,
     *,
-    qualities: Sequence[int] | None = None,
-    encoders: Sequence[str] = (),
+    options: ValidateOptions | None = None,
     indices: Sequence[int] | np.ndarray | None = None,
     standard: Mapping[int, Any] | None = None,
-    resamples: int = DEFAULT_RESAMPLES,
-    confidence: float = DEFAULT_CONFIDENCE,
-    seed: int = DEFAULT_SEED,
+    **kwargs: Any,
 ) -> Validation:
-    """Evaluate ``table`` and standard JPEG (and ``encoders``) on the same images and compare them.
+    """Evaluate ``table`` and standard JPEG (and ``options.encoders``) on the same images and compare them.
 
     Args:
         evaluator: a :class:`~dnnjpeg.evaluation.evaluate.Evaluator` (the held-out data).
         table: a QTable, family name or JSON path; ``quality`` picks a family member.
-        qualities: standard qualities swept (default :data:`dnnjpeg.evaluation.curve.DEFAULT_QUALITIES`); the
-            same qualities are swept for every encoder and select the family members used for BD-rate.
-        encoders: encoder family names from :mod:`dnnjpeg.encoders` (e.g. ``["mozjpeg", "libjpeg-opt"]``).
+        options: the settings (:class:`ValidateOptions`: qualities, encoders, bootstrap).
         indices: evaluate only these dataset indices.
         standard: precomputed standard Results (quality -> Result on the same images) to reuse.
-        resamples, confidence, seed: bootstrap settings.
+        **kwargs: the fields of :class:`ValidateOptions` as keywords (``qualities=``, ``encoders=``,
+            ``resamples=``, ``confidence=``, ``seed=``); each must agree with ``options`` when both are given.
+
     """
-    from ..evaluation.curve import DEFAULT_QUALITIES
-
     t0 = time.perf_counter()
+    opts = from_keywords(ValidateOptions, options, kwargs, "validate")
     qt, family = resolve_family(table, quality)
-    qs = sorted({int(q) for q in (DEFAULT_QUALITIES if qualities is None else qualities)})
-    if len(qs) < 2:
-        raise ValidationError(f"need at least 2 standard qualities to interpolate, got {qs}")
     label = qt.meta.get("name") or (os.fspath(table) if not isinstance(table, QTable) else "table")
-    opts = {"resamples": resamples, "confidence": confidence, "seed": seed}
-
-    std: dict[int, Any] = dict(standard or {})
-    cache: dict[QTable, Any] = {}
-    for q in qs:
-        if q not in std:
-            std[q] = evaluator.evaluate(QTable.standard(q), indices=indices)
-        cache[QTable.standard(q)] = std[q]
-    std = {q: std[q] for q in qs}
-
-    def run(t: QTable) -> Any:  # QTable equality ignores meta: equal tables are evaluated once
-        if t not in cache:
-            cache[t] = evaluator.evaluate(t, indices=indices)
-        return cache[t]
-
-    result = run(qt)
-    comparison = compare(result, std, **opts)
-
-    members: dict[int, Any] = {}
-    member_cmp: dict[int, Comparison] = {}
-    if family is not None:
-        for q in qs:
-            if q in family.members:
-                members[q] = run(family.members[q])
-                member_cmp[q] = compare(members[q], std, **opts)
-    bd, bda = family_bd_rate(std, members)
-    from .bd_bootstrap import BD_RESAMPLES
-
-    bd_opts = {"resamples": min(resamples, BD_RESAMPLES), "confidence": confidence, "seed": seed}
-    bd_iv = family_bd_interval(std, members, **bd_opts)
-    kl_bd_iv = family_bd_interval(std, members, metric="kl", **bd_opts)
-
-    enc_curves: dict[str, dict[int, Any]] = {}
-    enc_cmp: dict[str, Comparison] = {}
-    enc_bd: dict[str, float | None] = {}
-    enc_pts: dict[str, list[Comparison]] = {}
-    for name in encoders:
-        curve = evaluate_encoder_curve(evaluator, name, qs, indices=indices)
-        enc_curves[name] = curve
-        enc_cmp[name] = compare(result, curve, **opts)
-        enc_bd[name] = _num(_bd(std, curve))
-        enc_pts[name] = [compare(curve[q], std, **opts) for q in sorted(curve)]
-
+    bench = _Bench(evaluator, indices)
+    std = bench.standard(opts.qualities, standard)
+    result = bench.run(qt)
+    comparison = compare(result, std, **opts.bootstrap)
+    members, member_cmp = _members(bench, family, std, opts)
+    bd = _family_bd(std, members, opts)
+    encoders = _encoder_curves(bench, result, std, opts)
     reference = evaluator.evaluate(None, indices=indices).summary()
-
     return Validation(
-        table=qt,
-        table_label=str(label),
-        family_name=family.name if family is not None else None,
-        result=result,
-        comparison=comparison,
-        standard=std,
-        encoders=enc_curves,
-        encoder_comparisons=enc_cmp,
-        encoder_bd_rates=enc_bd,
-        encoder_point_deltas=enc_pts,
-        members=members,
-        member_comparisons=member_cmp,
-        bd_rate=bd,
-        bd_accuracy=bda,
-        bd_interval=bd_iv,
-        kl_bd_interval=kl_bd_iv,
-        rate_delta_at_top1=_rate_delta_at_top1(std, result),
-        reference=reference,
-        settings={"resamples": int(resamples), "confidence": float(confidence), "seed": int(seed), "qualities": qs},
+        table=qt, table_label=str(label), family_name=family.name if family is not None else None,
+        result=result, comparison=comparison, standard=std, members=members, member_comparisons=member_cmp,
+        **bd, **encoders, rate_delta_at_top1=_rate_delta_at_top1(std, result), reference=reference,
+        settings={"resamples": int(opts.resamples), "confidence": float(opts.confidence), "seed": int(opts.seed),
+                  "qualities": list(opts.qualities)},
         seconds=time.perf_counter() - t0,
     )
 
 
-def _bd(standard: Mapping[int, Any], curve: Mapping[int, Any]) -> float:
-    from ..evaluation.curve import bd_rate
+class _Bench:
+    """An evaluator on the validation's images; equal tables (QTable equality ignores meta) are evaluated once."""
 
+    def __init__(self, evaluator: Any, indices: Sequence[int] | np.ndarray | None) -> None:
+        self.evaluator, self.indices = evaluator, indices
+        self.cache: dict[QTable, Any] = {}
+
+    def standard(self, qualities: Sequence[int], given: Mapping[int, Any] | None) -> dict[int, Any]:
+        """quality -> Result of standard JPEG at ``qualities``, from ``given`` where it has one."""
+        std: dict[int, Any] = dict(given or {})
+        for q in qualities:
+            if q not in std:
+                std[q] = self.evaluator.evaluate(QTable.standard(q), indices=self.indices)
+            self.cache[QTable.standard(q)] = std[q]
+        return {q: std[q] for q in qualities}
+
+    def run(self, table: QTable) -> Any:
+        if table not in self.cache:
+            self.cache[table] = self.evaluator.evaluate(table, indices=self.indices)
+        return self.cache[table]
+
+
+def _members(bench: _Bench, family: Family | None, std: Mapping[int, Any],
+             opts: ValidateOptions) -> tuple[dict[int, Any], dict[int, Comparison]]:
+    """The family's members at the swept qualities: their Results and their comparisons with standard JPEG."""
+    members: dict[int, Any] = {}
+    member_cmp: dict[int, Comparison] = {}
+    if family is not None:
+        for q in opts.qualities:
+            if q in family.members:
+                members[q] = bench.run(family.members[q])
+                member_cmp[q] = compare(members[q], std, **opts.bootstrap)
+    return members, member_cmp
+
+
+def _family_bd(std: Mapping[int, Any], members: Mapping[int, Any], opts: ValidateOptions) -> dict[str, Any]:
+    """The family's BD-rate and BD-accuracy against standard JPEG, with bootstrap intervals at equal
+    top-1 and at equal KL (:class:`Validation` fields)."""
+    bd, bda = family_bd_rate(std, members)
+    bd_opts = {"resamples": min(opts.resamples, BD_RESAMPLES), "confidence": opts.confidence, "seed": opts.seed}
+    return {
+        "bd_rate": bd,
+        "bd_accuracy": bda,
+        "bd_interval": family_bd_interval(std, members, **bd_opts),
+        "kl_bd_interval": family_bd_interval(std, members, metric="kl", **bd_opts),
+    }
+
+
+def _encoder_curves(bench: _Bench, result: Any, std: Mapping[int, Any], opts: ValidateOptions) -> dict[str, Any]:
+    """Each encoder's curve at the swept qualities, the table against it, its BD-rate and each of its
+    points against standard JPEG (:class:`Validation` fields)."""
+    curves: dict[str, dict[int, Any]] = {}
+    cmp: dict[str, Comparison] = {}
+    bd: dict[str, float | None] = {}
+    points: dict[str, list[Comparison]] = {}
+    for name in opts.encoders:
+        curve = evaluate_encoder_curve(bench.evaluator, name, opts.qualities, indices=bench.indices)
+        curves[name] = curve
+        cmp[name] = compare(result, curve, **opts.bootstrap)
+        bd[name] = _num(_bd(std, curve))
+        points[name] = [compare(curve[q], std, **opts.bootstrap) for q in sorted(curve)]
+    return {"encoders": curves, "encoder_comparisons": cmp, "encoder_bd_rates": bd, "encoder_point_deltas": points}
+
+
+def _bd(standard: Mapping[int, Any], curve: Mapping[int, Any]) -> float:
     return bd_rate([standard[q] for q in sorted(standard)], [curve[q] for q in sorted(curve)])
