@@ -26,6 +26,7 @@ from .families import Family, load, load_family, register_family, resolve_table,
 from .options import EncodeOptions
 from .pillow_plugin import encode, register, save, to_jpeg_mode
 from .qtable import SUBSAMPLINGS, QTable, QTableError, SixteenBitTableWarning
+from .ratecontrol import encode_for_model
 
 __all__ = [
     "SUBSAMPLINGS",
@@ -61,7 +62,5 @@ def __getattr__(name: str):  # PEP 562: keep ``import dnnjpeg`` light
 
         return recompress
     if name == "encode_for_model":
-        from .ratecontrol import encode_for_model
-
         return encode_for_model
     raise AttributeError(f"module 'dnnjpeg' has no attribute {name!r}")

@@ -43,6 +43,8 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
+from ._jpegmarkers import replace_metadata
+from .encoders import MozjpegEncoder, check_trellis_mode
 from .options import METADATA_KEYS, EncodeOptions, check_mapping, writable_table
 
 __all__ = ["FORMAT", "SAVE_OPTIONS", "encode", "register", "save", "to_jpeg_mode", "writable_table"]
@@ -172,8 +174,6 @@ def encode(im: Image.Image, table: Any = None, *, options: EncodeOptions | None 
 
 def _trellis_encode(im: Image.Image, enc: EncodeOptions, metadata: Mapping[str, Any]) -> bytes:
     """JPEG bytes written by mozjpeg (trellis quantization) with Pillow's metadata segments."""
-    from ._jpegmarkers import replace_metadata
-    from .encoders import MozjpegEncoder, check_trellis_mode
 
     out = to_jpeg_mode(im)
     check_trellis_mode(out.mode)

@@ -20,6 +20,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .evaluation.data import imagenet_wnids
+from .evaluation.models import Classifier
+
 __all__ = ["TinyNet", "make_image_folder", "synthetic_image", "tiny_classifier", "without_dates"]
 
 
@@ -84,8 +87,6 @@ def make_image_folder(
     rows = []
     wnids: list[str] = []
     if layout == "wnid":
-        from .evaluation.data import imagenet_wnids
-
         wnids = imagenet_wnids()
     for i in range(n):
         label = classes[i % len(classes)]
@@ -143,6 +144,5 @@ def tiny_classifier(num_classes: int = 1000, seed: int = 0, device: Any = "cpu",
     Its predictions are arbitrary but depend smoothly on the pixels, so JPEG artefacts change
     them: good for testing evaluation and search mechanics, useless for accuracy claims.
     """
-    from .evaluation.models import Classifier
 
     return Classifier.from_module(TinyNet(num_classes, seed), name=f"tiny{seed}", device=device, **kwargs)

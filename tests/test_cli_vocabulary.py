@@ -169,14 +169,14 @@ def test_library_defaults_are_the_flags_defaults() -> None:
     from dnnjpeg.cli._flags import parse_qualities
     from dnnjpeg.search.family import DEFAULT_FAMILY_QUALITIES, FamilyTuneOptions
     from dnnjpeg.search.runner import CURVE_QUALITIES
-    from dnnjpeg.validation.crossval import crossval
+    from dnnjpeg.validation.crossval import CrossvalOptions
 
     family = parse(["family", *MODEL, "--name", "x", "--out", "x.json"])
     for key in ("k", "budget", "signal", "seed", "space", "project", "choose_by", "stage", "fold_seed"):
         assert family[key] == getattr(FamilyTuneOptions(), key), key
     assert parse_qualities(family["qualities"]) == list(DEFAULT_FAMILY_QUALITIES)
     cv = parse(["crossval", *MODEL, "--methods", "sorted"])
-    assert (cv["k"], cv["budget"], cv["search_seed"], cv["resamples"]) == (5, 100, 0, crossval.__kwdefaults__["resamples"])
+    assert (cv["k"], cv["budget"], cv["search_seed"], cv["resamples"]) == (5, 100, 0, CrossvalOptions().resamples)
     tune = parse(["tune", *MODEL, "--method", "sorted", "--budget", "1", "--out", "t.json"])
     assert parse_qualities(tune["curve_qualities"]) == list(CURVE_QUALITIES)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DnnjpegError
 from ..options import EncodeOptions
+from ..ratecontrol import RateControl
 from . import manifest as mf
 from .worker import CHOICE_FIELDS, Options
 
@@ -139,7 +140,6 @@ def check_options(rc: Any, encode: EncodeOptions, *, report: Any, local: bool = 
     ``local``: the models will run on this machine (not on a Dask cluster), so a CUDA device must be here."""
     from PIL import Image
 
-    from ..ratecontrol import RateControl
 
     if not isinstance(rc, RateControl):
         raise DnnjpegError(f"rate_control must be a dnnjpeg.ratecontrol.RateControl, got {type(rc).__name__}")

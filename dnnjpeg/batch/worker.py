@@ -41,6 +41,7 @@ from .._jpegmarkers import metadata_segments
 from ..options import EncodeOptions
 from ..pillow_plugin import encode, to_jpeg_mode
 from ..qtable import QTable
+from ..ratecontrol import KLModel, choose, load_classifiers
 from .plan import TMP_PREFIX, Task
 
 __all__ = [
@@ -666,7 +667,6 @@ class _ModelLoadError(Exception):
 def _choose_each(images: list[Image.Image], sources: list[bytes | None], rc: Any, classifiers: list[Any]) -> list[Any]:
     """``choose`` over all images at once; when that fails, image by image (so one bad image fails alone).
     Each item is a ``Choice`` or the exception that image raised."""
-    from ..ratecontrol import choose
 
     kl_model = _kl_model(rc)
     try:
@@ -687,7 +687,6 @@ def _kl_model(rc: Any) -> Any:
     """The search's model of KL for ``rc``'s models and ladder, kept for the life of this worker process,
     so every batch's search starts from what the earlier batches learned (fewer evaluations per image).
     One per thread: Dask runs several tasks of a worker at once, and the model learns as it searches."""
-    from ..ratecontrol import KLModel
 
     key = (tuple(rc.model_names), rc.ladder, rc.min_quality, threading.get_ident())
     with _MODELS_LOCK:
@@ -821,7 +820,6 @@ def _classifiers(rc: Any, opts: Options) -> list[Any]:
     """The models of ``rc`` on this worker's device (:func:`dnnjpeg.ratecontrol.load_classifiers`),
     named models loaded once per process and kept (by name and device); model objects come with
     the task and are only moved to the device."""
-    from ..ratecontrol import load_classifiers
 
     device = _model_device(rc.device)
     _set_torch_threads(opts, device)

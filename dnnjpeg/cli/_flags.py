@@ -23,6 +23,7 @@ say on stderr which flag to use instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import sys
 from collections.abc import Callable, Sequence
@@ -71,8 +72,25 @@ Parser = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 def default_of(func: Callable[..., Any], name: str) -> Any:
-    """The default of ``func``'s keyword ``name``: the library's default, which the matching flag uses."""
-    return inspect.signature(func).parameters[name].default
+    """The default of ``func``'s keyword ``name``: the library's default, which the matching flag uses.
+
+    A function whose settings live in an options dataclass (``options: TuneOptions | None``) gives that
+    dataclass's field default; a dataclass itself gives its own.
+    """
+    params = inspect.signature(func).parameters
+    own = params.get(name)
+    if own is not None and own.default is not None:
+        return own.default
+    options = params.get("options")
+    if options is not None and not dataclasses.is_dataclass(func):
+        annotation = options.annotation
+        if isinstance(annotation, str):  # "TuneOptions | Mapping[str, Any] | None"
+            annotation = getattr(inspect.getmodule(func), annotation.split("|")[0].strip(), None)
+        if dataclasses.is_dataclass(annotation) and name in {f.name for f in dataclasses.fields(annotation)}:
+            return default_of(annotation, name)  # a keyword given as None means "the options' default"
+    if own is not None:
+        return own.default
+    raise KeyError(f"{getattr(func, '__qualname__', func)} has no setting {name!r}")
 
 
 def qualities_text(qualities: Sequence[int]) -> str:

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-from ..validation.bd_bootstrap import BD_RESAMPLES
+from ..validation.bd_bootstrap import BD_RESAMPLES, format_interval
 from ..validation.family_compare import compare_families
+from ..validation.report import format_p, format_pct
 from . import register_command
 from ._flags import add_bootstrap_arguments, add_evaluator_arguments, add_json, add_progress, default_of
 from .evaluate import make_evaluator
@@ -29,9 +30,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..validation.bd_bootstrap import format_interval
-    from ..validation.report import format_p, format_pct
-
     if args.resamples < 1:
         print(f"dnnjpeg compare-families: --resamples must be >= 1, got {args.resamples}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..validation.crossval import crossval
+from ..validation.crossval import crossval, format_table, parse_method
 from . import register_command
 from ._flags import (
     add_bootstrap_arguments,
@@ -64,8 +64,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..validation.crossval import format_table, parse_method
-
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise ValueError(f"--methods {args.methods!r} names no method")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..evaluation.curve import StandardCurve
 from . import register_command
 from ._flags import add_evaluator_arguments, add_out, add_progress, add_qualities, parse_qualities
 from .evaluate import make_evaluator
@@ -26,8 +27,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.curve import StandardCurve
-
     qualities = parse_qualities(args.qualities)
     args.json = False
     with make_evaluator(args) as ev:

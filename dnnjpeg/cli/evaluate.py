@@ -7,6 +7,10 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..evaluation.evaluate import Evaluator
+from ..evaluation.models import get
+from ..families import resolve_table
+from ..qtable import QTable, QTableError
 from . import register_command
 from ._flags import add_evaluator_arguments, add_json, add_progress, add_quality, progress_wanted
 
@@ -20,7 +24,6 @@ add_common_arguments = add_evaluator_arguments
 
 def require_baseline(table: QTable, name: str) -> QTable:
     """``table`` (given as ``--table name``), refused before the model loads when the evaluator cannot write it."""
-    from ..qtable import QTableError
 
     if not table.is_baseline:
         raise QTableError(f"table {name!r} has steps above 255 (16-bit JPEG); the evaluator writes baseline JPEG only")
@@ -34,8 +37,6 @@ def make_evaluator(args: argparse.Namespace, **overrides: Any) -> Evaluator:
     names its JPEG threads differently, ``backend``, ``progress``).  Progress: ``--progress``/``--no-progress``,
     else when stderr is a terminal and the command does not print JSON.
     """
-    from ..evaluation.evaluate import Evaluator
-    from ..evaluation.models import get
 
     model = get(args.model, device=args.device, pretrained=False if args.no_pretrained else None,
                 weights=getattr(args, "weights", None))
@@ -72,9 +73,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..families import resolve_table
-    from ..qtable import QTable
-
     if args.quality is not None and args.table is None:
         raise ValueError("--quality selects a member of --table; use --standard Q for standard JPEG")
     if args.table is not None:

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import DnnjpegError
 from ..evaluation.evaluate import Evaluator
 from ..search.family import FamilyTuneOptions, tune_family
+from ..validation.bd_bootstrap import format_interval as interval
 from . import register_command
 from ._flags import (
     FAMILY_QUALITIES,
@@ -151,7 +152,6 @@ def format_summary(family: dict) -> str:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{x:+.1f}%"
 
-    from ..validation.bd_bootstrap import format_interval as interval
 
     lines.append(f"BD-rate vs standard JPEG: cross-validated {pct(fm['crossval_bd_rate_vs_standard'])}"
                  f"{interval(fm.get('crossval_bd_interval_vs_standard'))}, "

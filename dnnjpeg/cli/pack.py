@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..evaluation.data import load_dataset
+from ..evaluation.pack import pack_dataset
 from . import register_command
 from ._flags import add_limit, add_progress, progress_wanted
 
@@ -20,9 +22,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation.data import load_dataset
-    from ..evaluation.pack import pack_dataset
-
     out = pack_dataset(args.data, args.out, limit=args.limit, progress=progress_wanted(args))
     ds = load_dataset(out)
     size = sum(f.stat().st_size for f in ds.files)

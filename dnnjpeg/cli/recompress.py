@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import RecompressOptions, recompress
+from ..batch.choices import plot_path
 from ..errors import DnnjpegError
 from ..options import EncodeOptions
+from ..ratecontrol import Criterion, RateControl
 from . import register_command
 from ._flags import (
     MODEL_HELP,
@@ -28,6 +30,7 @@ from ._flags import (
     default_of,
     progress_wanted,
 )
+from .compress import writer_note
 
 
 def _positive_int(text: str) -> int:
@@ -179,7 +182,6 @@ def rate_control_from_args(args: argparse.Namespace) -> Any:
             raise DnnjpegError(f"--device {args.device!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
         if device.type == "cuda" and not args.scheduler and not torch.cuda.is_available():
             raise DnnjpegError(f"--device {args.device}: torch sees no CUDA device on this machine")
-    from ..ratecontrol import Criterion, RateControl
 
     try:
         return RateControl(
@@ -199,9 +201,6 @@ def rate_control_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..batch.choices import plot_path
-    from .compress import writer_note
-
     rate_control = rate_control_from_args(args)
     note = None if rate_control is not None else writer_note(args.table, args.quality, args.writer)
     if note:

@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import DnnjpegError
-from . import register_command
+from . import main, register_command
 
 
 @register_command("regenerate", help="rerun the recorded command of every tuned family in tables/ "
@@ -60,8 +60,6 @@ def recorded_commands(tables: Path, only: list[str] | None = None, data: str | N
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import main
-
     commands = recorded_commands(Path(args.tables), args.only, args.data)
     status = 0
     for name, argv in commands.items():

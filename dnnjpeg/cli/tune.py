@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DnnjpegError
+from ..search import available_methods, tune
+from ..search.objectives import parse_objective
 from ..search.runner import tune as search_tune
+from ..search.space import SearchSpace
+from ..search.storage import parse_storage
 from . import register_command
 from ._flags import (
     PROTOCOL,
@@ -97,8 +101,6 @@ def default_journal(out: str) -> Path:
 
 
 def _command(args: argparse.Namespace, storage: str) -> str:
-    from ..search.storage import parse_storage
-
     parts = ["dnnjpeg", "tune", "--model", args.model, "--data", args.data, "--method", args.method,
              "--budget", str(args.budget), "--objective", args.objective, "--space", args.space,
              "--seed", str(args.seed), "--storage", parse_storage(storage).display]
@@ -121,10 +123,6 @@ def _command(args: argparse.Namespace, storage: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..search import available_methods, tune
-    from ..search.objectives import parse_objective
-    from ..search.space import SearchSpace
-
     if args.method not in available_methods():
         raise DnnjpegError(f"unknown --method {args.method!r}; available: {', '.join(available_methods())}")
     parse_objective(args.objective)

@@ -8,7 +8,11 @@ import shlex
 import sys
 from typing import Any
 
-from ..validation.validate import validate
+from ..encoders import parse_encoder_list
+from ..validation.bd_bootstrap import format_interval
+from ..validation.report import format_p, format_pct, write_report
+from ..validation.report import format_pp as pp
+from ..validation.validate import resolve_family, validate
 from . import register_command
 from ._flags import (
     add_bootstrap_arguments,
@@ -70,9 +74,6 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..encoders import parse_encoder_list
-    from ..validation.validate import resolve_family
-
     if args.resamples < 1:
         raise ValueError(f"--resamples must be >= 1, got {args.resamples}")
     if not 0.0 < args.confidence < 1.0:
@@ -92,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
     d = v.to_dict()
     d["command"] = _command_line(args)
     if args.report:
-        from ..validation.report import write_report
-
         written = write_report(d, args.report, command=d["command"])
         print(f"wrote {len(written)} files to {args.report}", file=sys.stderr)
     if args.json:
@@ -105,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
 
 def print_summary(d: dict[str, Any]) -> None:
     """The human-readable form of the validation JSON."""
-    from ..validation.report import format_p, format_pct
-    from ..validation.report import format_pp as pp
 
     lvl = round(100 * d["ci_level"])
     print(f"{d['table_name']} on {d['data']} [{d['protocol']}], {d['model']}, n={d['n']}")
@@ -120,7 +117,6 @@ def print_summary(d: dict[str, Any]) -> None:
           f"(b={d['mcnemar_b']}, c={d['mcnemar_c']}), t-test p={format_p(d['p_value_ttest'])}")
     bd = "n/a (fewer than 2 family members at the swept qualities)" if d["bd_rate"] is None else f"{d['bd_rate']:+.2f}%"
     rd = "n/a" if d["rate_delta_at_top1"] is None else f"{d['rate_delta_at_top1']:+.2f}%"
-    from ..validation.bd_bootstrap import format_interval
 
     print(f"  BD-rate of the family vs standard: {bd}{format_interval(d.get('bd_interval'))}; "
           f"bytes vs standard at equal top-1: {rd}")

@@ -47,6 +47,7 @@ import PIL
 from PIL import Image
 
 from ..errors import DnnjpegError
+from .codec import default_workers
 
 __all__ = [
     "BMP_BYTES_224",
@@ -529,7 +530,6 @@ def _atomic_save_npy(path: Path, arr: np.ndarray) -> None:
 def _map(fn: Any, items: Any, workers: int | None = None, *, progress: bool = False, desc: str = "") -> Any:
     """``map`` over a thread pool (Pillow and hashlib release the GIL), in order, with optional tqdm."""
     items = list(items)
-    from .codec import default_workers
 
     w = default_workers() if workers is None else max(1, int(workers))
     bar = None

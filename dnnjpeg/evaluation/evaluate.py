@@ -53,11 +53,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..encoders import get_family, make_encoder
 from ..errors import DnnjpegError
 from ..options import EncodeOptions
 from ..qtable import QTable
 from .codec import Codec, TableLike, as_qtable, is_encoder
 from .data import PROTOCOLS, Dataset, _atomic_save_npy, bmp_size, cache_dir, load_dataset
+from .models import get
 from .runtime import tune_allocator
 
 __all__ = ["EvaluationError", "Evaluator", "Reference", "Result", "resolve_device"]
@@ -359,9 +361,6 @@ class Evaluator:
         writer: str | None = None,
         options: EncodeOptions | None = None,
     ) -> None:
-        from ..encoders import get_family
-        from .models import get
-
         if writer is not None:
             get_family(writer)  # an unknown name raises EncoderError listing the known ones
         self.writer = _writer_of(options, writer)
@@ -614,7 +613,6 @@ class Evaluator:
         writer = self.writer_for(qt)
         if writer is None:
             return qt
-        from ..encoders import make_encoder
 
         return make_encoder(writer, table=qt)
 

@@ -54,6 +54,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DnnjpegError, Fix
+from .batchnorm import fold_batchnorm
+from .data import resize_center_crop
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -207,7 +209,6 @@ class Classifier:
 
         import torch
 
-        from .batchnorm import fold_batchnorm
 
         module = copy.deepcopy(self.module)
         folded = fold_batchnorm(module)
@@ -409,8 +410,6 @@ class Transform:
         self.interpolation = interpolation
 
     def __call__(self, img: Any) -> np.ndarray:
-        from .data import resize_center_crop
-
         return resize_center_crop(img, self.resize, self.crop, self.interpolation)
 
     def __repr__(self) -> str:

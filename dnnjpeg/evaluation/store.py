@@ -36,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from ..search.runner import evaluator_identity
 from .codec import as_qtable, is_encoder
+from .evaluate import Result
 
 __all__ = ["EvaluationStore"]
 
@@ -76,8 +78,6 @@ class EvaluationStore:
     """
 
     def __init__(self, folder: str | os.PathLike[str], evaluator: Any) -> None:
-        from ..search.runner import evaluator_identity
-
         self.folder = Path(folder)
         self.inner = evaluator
         self.setup = {
@@ -116,8 +116,6 @@ class EvaluationStore:
         return self.folder / f"{digest}.json", key
 
     def _read(self, path: Path, key: dict[str, Any], idx: np.ndarray) -> Any:
-        from .evaluate import Result
-
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
             if stored.get("format") != FORMAT or stored.get("key") != json.loads(json.dumps(key)):

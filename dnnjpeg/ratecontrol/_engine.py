@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 
 from ..evaluation.codec import default_workers
+from ..evaluation.models import Classifier, get
+from ..evaluation.runtime import tune_allocator
 from ._ladder import Rung, pixels
 from ._options import RateControl
 
@@ -26,7 +28,6 @@ def load_classifiers(rc: RateControl) -> list[Any]:
     """``rc.models`` as :class:`~dnnjpeg.evaluation.models.Classifier` objects on ``rc.device`` (CUDA when available),
     batch norms folded (:meth:`~dnnjpeg.evaluation.models.Classifier.fold_batchnorm`).  Load once, pass to
     :func:`~dnnjpeg.ratecontrol.choose` as ``classifiers=`` for every call."""
-    from ..evaluation.models import Classifier, get
 
     out = []
     for m in rc.models:
@@ -60,8 +61,6 @@ class Engine:
             if c.transform is None:
                 raise ValueError(f"model {c.name} has no transform (its own resize/crop) for the native protocol")
         if any(getattr(c.device, "type", str(c.device)) == "cpu" for c in self.classifiers):
-            from ..evaluation.runtime import tune_allocator
-
             tune_allocator()
 
     def map(self, fn: Any, items: Sequence[Any]) -> list[Any]:

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ..evaluation.data import crop224
+from ..evaluation.models import get
 from ._criterion import Criterion, kl_divergence
 from ._engine import Engine, decode_image
 from ._ladder import Ladder, get_ladder
@@ -112,7 +113,6 @@ def evaluate_rungs(
         top_k: how many highest classes to keep per candidate (for ``Criterion.top_k`` up to this).
         workers: codec threads (default: usable cores).
     """
-    from ..evaluation.models import get
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")

@@ -16,6 +16,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..evaluation.models import Classifier, available
 from ._criterion import Criterion
 from ._ladder import Ladder, get_ladder
 
@@ -89,8 +90,6 @@ class RateControl:
 
 
 def _check_models(models: tuple[Any, ...]) -> None:
-    from ..evaluation.models import Classifier, available
-
     if not models:
         raise ValueError("models must name at least one model")
     known = set(available())

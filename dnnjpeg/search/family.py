@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .. import __version__
 from ..errors import DnnjpegError
 from ..evaluation.curve import DEFAULT_QUALITIES
 from ..evaluation.data import Fold, class_disjoint_folds
@@ -595,8 +596,6 @@ def _assemble(run: _Run, cv: Mapping[str, Mapping[int, CrossvalMember]], choice:
 
 
 def _provenance(run: _Run, chosen: str, created: str) -> TunedProvenance:
-    from .. import __version__
-
     ev, o = run.evaluator, run.opts
     return TunedProvenance(
         tool="dnnjpeg family", version=__version__, command=o.command, model=ev.model_name,

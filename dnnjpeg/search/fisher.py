@@ -61,8 +61,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..evaluation.codec import Codec
 from ..qtable import QTable
 from .base import SearchError, SearchMethod, register_method
+from .design.fisher_weights import block_coefficients, fisher_statistics
+from .design.jpegbits import coefficient_bits
+from .design.rdopt import RDCurves, rd_curves, rd_steps, rd_steps_for_rate
 from .shaped import _range, unit_proposal
 
 __all__ = ["FisherEachSearch", "FisherSearch"]
@@ -134,9 +138,6 @@ class FisherSearch(SearchMethod):
     def _curves_for(self, subsampling: str) -> tuple[Any, Any, float]:
         """RD curves of luma and chroma at ``subsampling``, and the ``lam`` unit (all subsamplings at once)."""
         if not self._curves:
-            from .design.fisher_weights import block_coefficients, fisher_statistics
-            from .design.rdopt import rd_curves
-
             o = self.options
             images = self.context.images
             keep = int(o["max_images"])
@@ -148,7 +149,6 @@ class FisherSearch(SearchMethod):
             if o["weights"] == "fisher":
                 at = images
                 if o["fisher_at"] == "decoded":  # the model's sensitivity at the size being designed for
-                    from ..evaluation.codec import Codec
 
                     at, _ = Codec().roundtrip_batch(images, reference.replace(subsampling="4:2:0"))
                 stats = fisher_statistics(self.context.classifier, at, subs, draws=int(o["draws"]), seed=self.seed)
@@ -172,8 +172,6 @@ class FisherSearch(SearchMethod):
         return self._curves[subsampling]
 
     def _refined_reference(self, luma: Any, chroma: Any, ref_y: Any, ref_c: Any) -> tuple[np.ndarray, np.ndarray]:
-        from .design.rdopt import RDCurves, rd_steps_for_rate
-
         if self._single:
             both = RDCurves(luma.distortion + chroma.distortion, luma.rate + chroma.rate, luma.steps)
             (steps,) = rd_steps_for_rate([both], both.totals(ref_y)[1])
@@ -182,8 +180,6 @@ class FisherSearch(SearchMethod):
         return y, c
 
     def _design(self, u: np.ndarray, sub_index: int) -> QTable:
-        from .design.rdopt import RDCurves, rd_steps
-
         (llo, lhi), (clo, chi), (tlo, thi) = (self._ranges[k] for k in ("lam", "chroma_weight", "tilt"))
         lam = math.exp(math.log(llo) + u[0] * (math.log(lhi) - math.log(llo)))
         chroma_weight = math.exp(math.log(clo) + u[1] * (math.log(chi) - math.log(clo)))
@@ -236,7 +232,6 @@ class FisherSearch(SearchMethod):
 
 def _recount(curves: Any, coefficients: np.ndarray, reference: np.ndarray, component: str) -> Any:
     """``curves`` with the bits counted again with the zero runs of ``reference``."""
-    from .design.jpegbits import coefficient_bits
 
     return dataclasses.replace(curves, rate=coefficient_bits(coefficients, reference, component, steps=curves.steps))
 

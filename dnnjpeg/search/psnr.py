@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation.codec import as_qtable, roundtrip
+from ..evaluation.codec import as_qtable, encode, roundtrip
 from ..evaluation.data import bmp_size
+from ..evaluation.evaluate import Result
 from ..qtable import QTable
 from .base import SearchError
 
@@ -114,7 +115,6 @@ class PSNREvaluator:
 
     def evaluate(self, table: Any = None, indices: Sequence[int] | np.ndarray | None = None) -> Any:
         """A :class:`dnnjpeg.evaluation.evaluate.Result` for ``table`` (``None``: uncompressed)."""
-        from ..evaluation.evaluate import Result
 
         t0 = time.perf_counter()
         qt = as_qtable(table)
@@ -163,7 +163,6 @@ class PSNREvaluator:
 
     def sizes(self, table: Any, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """JPEG bytes per image."""
-        from ..evaluation.codec import encode
 
         qt = as_qtable(table)
         return np.array([len(encode(self._images[int(i)], qt)) for i in self._idx(indices)], dtype=np.int64)

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..qtable import QTable
+from ._optuna import quiet_optuna
 from .base import SearchError, SearchMethod, Value
 from .storage import StorageSpec, StreamLock, open_storage, parse_storage, probe_stream
 
@@ -114,7 +115,6 @@ def open_study(
     """Create the study or reopen it, checking that it tunes the same thing."""
     import optuna
 
-    from ._optuna import quiet_optuna
 
     with quiet_optuna():
         try:
@@ -161,7 +161,6 @@ def load_study(storage: str | os.PathLike[str], study_name: str) -> Any:
     """
     import optuna
 
-    from ._optuna import quiet_optuna
 
     spec = parse_storage(storage)
     with quiet_optuna():

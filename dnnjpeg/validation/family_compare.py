@@ -23,9 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..encoders import get_family
 from ..errors import DnnjpegError
+from ..evaluation.data import class_disjoint_folds
 from ..families import _recorded_writer, read_family_file
 from ..qtable import QTable, QTableError
+from ..search.family import merge_results
+from .bd_bootstrap import BD_RESAMPLES, bootstrap_bd
+from .stats import mcnemar_exact
 
 __all__ = ["FamilyCompareError", "FamilyComparison", "compare_families", "heldout_results", "read_family"]
 
@@ -67,8 +72,6 @@ def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluato
     Raises:
         FamilyCompareError: no cross-validation record, or other data than the family's.
     """
-    from ..evaluation.data import class_disjoint_folds
-    from ..search.family import merge_results
 
     data = read_family(family)
     prov = data.get("provenance", {})
@@ -85,8 +88,6 @@ def heldout_results(family: str | os.PathLike[str] | Mapping[str, Any], evaluato
     chosen = _written_by(data, evaluator, encoder)
     writer = None
     if chosen is not None:
-        from ..encoders import get_family
-
         writer = get_family(chosen)
     folds = class_disjoint_folds(evaluator.dataset.labels, k=k, seed=fold_seed)
     results: dict[int, Any] = {}
@@ -148,8 +149,6 @@ def compare_families(a: str | os.PathLike[str] | Mapping[str, Any], b: str | os.
         evaluator: an Evaluator on the data both families were tuned on.
         resamples, seed: of the BD-rate bootstrap (default :data:`~dnnjpeg.validation.bd_bootstrap.BD_RESAMPLES`).
     """
-    from .bd_bootstrap import BD_RESAMPLES, bootstrap_bd
-    from .stats import mcnemar_exact
 
     da, db = read_family(a), read_family(b)
     ra, rep_a = heldout_results(da, evaluator)

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..qtable import QTable
 from .bd_bootstrap import format_interval
+from .stats import wilson_interval
 
 __all__ = ["PLOTS", "format_p", "format_pct", "format_pp", "write_report"]
 
@@ -174,8 +175,6 @@ def _plot_accuracy(d: dict[str, Any], path: Path) -> None:
 
 
 def _wilson(p: float, n: int) -> tuple[float, float]:
-    from .stats import wilson_interval
-
     return wilson_interval(round(p * n), n)
 
 
