@@ -12,7 +12,7 @@ Steps (each prints what it compares with what, in the unit it is measured in; no
    search, size-matched to standard q50, KL-based objective) and validate it on tiles of the *other*
    photos against standard JPEG at equal size (``dnnjpeg validate``), with its confidence interval;
 4. recompress the photo folder with the tuned table (``dnnjpeg recompress --table``), rerun it to show
-   that it resumes, and once more with ``--trellis`` (mozjpeg's trellis quantization, same table,
+   that it resumes, and once more with ``--writer trellis`` (mozjpeg's trellis quantization, same table,
    still baseline): bytes against standard JPEG q50 of the same photos.
 
 A few dozen tiles make every figure illustrative, not evidence: the measured figures on 500 ImageNet
@@ -113,7 +113,7 @@ def model_in_the_loop(out: Path, photos: dict[str, Image.Image], max_kl: float) 
     files = sorted(src.glob("*.png"))
     print(f"== 2. model in the loop: {n} tiles (256x256 PNG) of {len(photos)} photos, read by {MODEL}")
     dst = out / "tiles-model"
-    run(["recompress", str(src), str(dst), "--model", MODEL, "--max-kl", str(max_kl), "--report",
+    run(["recompress", str(src), str(dst), "--model", MODEL, "--max-kl", str(max_kl), "--report-json",
          str(out / "model-report.json"), "--no-progress"])
     originals = [Image.open(p).convert("RGB") for p in files]
     outputs = [(dst / p.name).read_bytes() for p in files]
@@ -172,7 +172,7 @@ def recompress_with_table(out: Path, photos: dict[str, Image.Image], table: Path
     dst, dst_trellis = out / "photos-dnn", out / "photos-dnn-trellis"
     run(["recompress", str(src), str(dst), "--table", str(table), "--no-progress"])
     run(["recompress", str(src), str(dst), "--table", str(table), "--no-progress"])
-    run(["recompress", str(src), str(dst_trellis), "--table", str(table), "--trellis", "--no-progress"])
+    run(["recompress", str(src), str(dst_trellis), "--table", str(table), "--writer", "trellis", "--no-progress"])
     standard = sum(len(dnnjpeg.encode(photos[n], "standard", quality=50)) for n in photos)
     plain = sum(p.stat().st_size for p in dst.glob("*.png"))
     trellis = sum(p.stat().st_size for p in dst_trellis.glob("*.png"))

@@ -27,8 +27,8 @@ WORKERS=${WORKERS:-2}
 PYTHON=${PYTHON:-python3}
 mkdir -p "$WORKDIR/logs" || exit 2
 common=(--model "$MODEL" --data "$DATA" --name "$MODEL" --k 2 --fold-seed 0 --budget "$BUDGET" --signal kl
-        --seed 0 --space separate+subsampling --encoders none --workdir "$WORKDIR" --out "$WORKDIR/unused.json"
-        --workers "$WORKERS" --progress)
+        --seed 0 --space separate+subsampling --compare-encoders none --workdir "$WORKDIR" --out "$WORKDIR/unused.json"
+        --jpeg-threads "$WORKERS" --progress)
 read -r -a extra <<< "${EXTRA:-}"
 pids=()
 for stage in cv final; do

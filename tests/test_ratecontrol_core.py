@@ -12,6 +12,7 @@ from PIL import Image
 
 from dnnjpeg.evaluation.evaluate import _metrics
 from dnnjpeg.ratecontrol import (
+    DEFAULT_LADDER,
     DEFAULT_QUALITIES,
     Criterion,
     RateControl,
@@ -40,7 +41,7 @@ def tiny():
 
 
 # -- ladders ---------------------------------------------------------------------------------
-def test_default_ladder_is_standard_qualities_10_to_95():
+def test_quality_ladders_default_to_qualities_10_to_95():
     lad = get_ladder("standard")
     assert lad.labels == tuple(f"q{q}" for q in range(10, 96, 5)) and DEFAULT_QUALITIES == tuple(range(10, 96, 5))
     assert [r.quality for r in lad] == list(range(10, 96, 5))
@@ -171,7 +172,7 @@ def test_rate_control_defaults_pickle_and_dict():
     assert rc.get_ladder().labels == ("q40", "q50", "q60", "q70", "q80", "q90")
     default = RateControl()
     assert default.models == ("efficientnet_lite0",) and default.criterion == Criterion(0.05)
-    assert default.ladder == "standard" and default.min_quality is None and default.device is None
+    assert default.ladder == DEFAULT_LADDER == "trellis" and default.min_quality is None and default.device is None
     assert default.validate() is default
 
 

@@ -349,7 +349,7 @@ def test_dask_local_cluster_gives_the_same_choices(small_tree: Path, tmp_path: P
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--device", "nodevice"],
          "--device 'nodevice' is not a torch device"),
         (["--model", "efficientnet_lite0", "--max-kl", "0.05", "--min-quality", "99"],
-         "99 leaves no rung of ladder 'standard'"),
+         "99 leaves no rung of ladder 'trellis'"),
     ],
 )  # fmt: skip
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -15,7 +15,7 @@ from ..batch import RecompressOptions, recompress
 from ..batch.choices import plot_path
 from ..errors import DnnjpegError
 from ..options import EncodeOptions
-from ..ratecontrol import Criterion, RateControl
+from ..ratecontrol import DEFAULT_LADDER, Criterion, RateControl
 from . import register_command
 from ._flags import (
     MODEL_HELP,
@@ -121,7 +121,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--ladder",
         default=None,
         metavar="SPEC",
-        help="candidate encodings, lowest quality first (default: standard): standard, mozjpeg, trellis, jpegli, "
+        help=f"candidate encodings, lowest quality first (default: {DEFAULT_LADDER}): trellis, standard, mozjpeg, jpegli, "
         "each with optional qualities (standard:20-90:5, trellis:30,50,70), or family:NAME",
     )
     mg.add_argument(
@@ -187,7 +187,7 @@ def rate_control_from_args(args: argparse.Namespace) -> Any:
         return RateControl(
             models=tuple(args.model),
             criterion=Criterion(args.max_kl, keep_top1=args.keep_top1, top_k=args.top_k),
-            ladder=args.ladder or "standard",
+            ladder=args.ladder or DEFAULT_LADDER,
             min_quality=args.min_quality,
             device=args.device,
         )

@@ -20,12 +20,22 @@ from __future__ import annotations
 from ._criterion import Criterion, kl_divergence
 from ._engine import load_classifiers
 from ._exhaustive import PROTOCOLS, RungTable, evaluate_rungs
-from ._ladder import DEFAULT_QUALITIES, JpegliEncoder, Ladder, Rung, get_ladder, ladders, register_ladder
+from ._ladder import (
+    DEFAULT_LADDER,
+    DEFAULT_QUALITIES,
+    JpegliEncoder,
+    Ladder,
+    Rung,
+    get_ladder,
+    ladders,
+    register_ladder,
+)
 from ._options import RateControl
 from ._policy import KLModel
 from ._search import Choice, choose, encode_for_model
 
 __all__ = [
+    "DEFAULT_LADDER",
     "DEFAULT_QUALITIES",
     "PROTOCOLS",
     "Choice",

@@ -37,10 +37,15 @@ from ..encoders import Encoder, PillowEncoder, make_encoder
 from ..families import load_family
 from ..pillow_plugin import to_jpeg_mode
 
-__all__ = ["DEFAULT_QUALITIES", "JpegliEncoder", "Ladder", "Rung", "get_ladder", "ladders", "register_ladder"]
+__all__ = ["DEFAULT_LADDER", "DEFAULT_QUALITIES", "JpegliEncoder", "Ladder", "Rung", "get_ladder", "ladders", "register_ladder"]
 
 #: The qualities of a quality-based ladder given without a list: 10, 15, ..., 95.
 DEFAULT_QUALITIES: tuple[int, ...] = tuple(range(10, 96, 5))
+
+#: The ladder used when none is given (why: docs/ratecontrol.md, "Which ladder is the default").  Baseline
+#: files with trellis quantization: on the dev photos -52% bytes against one fixed standard quality at equal
+#: top-1, where the standard ladder gives -37% and mozjpeg's progressive one -56%.
+DEFAULT_LADDER = "trellis"
 
 
 def pixels(img: Image.Image | np.ndarray) -> np.ndarray:

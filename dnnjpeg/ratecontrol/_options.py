@@ -18,7 +18,7 @@ from typing import Any
 
 from ..evaluation.models import Classifier, available
 from ._criterion import Criterion
-from ._ladder import Ladder, get_ladder
+from ._ladder import DEFAULT_LADDER, Ladder, get_ladder
 
 __all__ = ["RateControl"]
 
@@ -31,7 +31,8 @@ class RateControl:
         models: model names for :func:`dnnjpeg.evaluation.models.get` (or :class:`~dnnjpeg.evaluation.models.Classifier`
             objects); every one must hold.
         criterion: when a model reads a candidate the same (:class:`Criterion`); default ``max_kl=0.05``.
-        ladder: a ladder spec (:func:`~dnnjpeg.ratecontrol.get_ladder`), default ``"standard"``.
+        ladder: a ladder spec (:func:`~dnnjpeg.ratecontrol.get_ladder`), default :data:`DEFAULT_LADDER`
+            (``"trellis"``: baseline files, mozjpeg's trellis quantization of the standard tables).
         min_quality: only rungs of at least this quality are candidates (``None``: all).
         device: torch device for the models (``None``: CUDA when available, else the CPU).
         batch_size: images per model call.
@@ -43,7 +44,7 @@ class RateControl:
 
     models: tuple[Any, ...] = ("efficientnet_lite0",)
     criterion: Criterion = field(default_factory=lambda: Criterion(0.05))
-    ladder: str = "standard"
+    ladder: str = DEFAULT_LADDER
     min_quality: int | None = None
     device: str | None = None
     batch_size: int = 32

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ._criterion import Criterion
 from ._engine import Engine, decode_image, load_classifiers
-from ._ladder import Ladder, get_ladder
+from ._ladder import DEFAULT_LADDER, Ladder, get_ladder
 from ._options import RateControl
 from ._policy import KLModel, Policy
 
@@ -305,7 +305,7 @@ def encode_for_model(
     max_kl: float = 0.05,
     keep_top1: bool = False,
     top_k: int | None = None,
-    ladder: str = "standard",
+    ladder: str = DEFAULT_LADDER,
     min_quality: int | None = None,
     source: bytes | None = None,
     device: str | None = None,
