@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from typing import Any
 
 from ..validation.crossval import crossval, format_table, parse_method
 from . import register_command
@@ -25,9 +25,8 @@ from ._flags import (
 )
 from .evaluate import make_evaluator
 
-
-def _library(name: str) -> Any:
-    return default_of(crossval, name)
+#: The library's default of a setting, which the matching flag shows.
+_library = functools.partial(default_of, crossval)
 
 
 @register_command(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..errors import DnnjpegError
 from ..evaluation.evaluate import Evaluator
@@ -32,9 +32,8 @@ from ._flags import (
 )
 from .evaluate import make_evaluator
 
-
-def _library(name: str) -> Any:
-    return default_of(FamilyTuneOptions, name)
+#: The library's default of a setting, which the matching flag shows.
+_library = functools.partial(default_of, FamilyTuneOptions)
 
 
 @register_command(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shlex
 import sys
@@ -32,8 +33,8 @@ from .evaluate import make_evaluator, require_baseline
 REPORT_ENCODERS = "mozjpeg,libjpeg-opt"
 
 
-def _library(name: str) -> Any:
-    return default_of(validate, name)
+#: The library's default of a setting, which the matching flag shows.
+_library = functools.partial(default_of, validate)
 
 
 @register_command(
