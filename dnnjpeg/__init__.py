@@ -1,13 +1,18 @@
-"""dnnjpeg: JPEG quantization tables tuned for classification networks.
+"""dnnjpeg: JPEG compression that serves neural networks: standard JPEG files, smaller for the model reading them.
 
 Quick start::
 
     from PIL import Image
     import dnnjpeg
 
-    img.save("x.jpg", qtables=dnnjpeg.load("resnet50"))   # plain Pillow
+    choice = dnnjpeg.encode_for_model(img, "efficientnet_lite0", max_kl=0.05)   # the model in the loop
+    img.save("x.jpg", qtables=dnnjpeg.load("resnet50"))   # plain Pillow, a tuned table
     dnnjpeg.register()
     img.save("x.jpg", "DNNJPEG", table="resnet50")        # registered format
+    dnnjpeg.save(img, "y.jpg", options=dnnjpeg.EncodeOptions("efficientnet_lite0", 50, writer="trellis"))
+
+Subpackages: ``ratecontrol`` (the model in the loop), ``batch`` (recompress a folder), ``transforms``
+(torchvision), ``evaluation``, ``validation``, ``search`` (tune tables), ``cli``; docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from .families import Family, load, load_family, register_family, resolve_table,
 from .options import EncodeOptions
 from .pillow_plugin import encode, register, save, to_jpeg_mode
 from .qtable import SUBSAMPLINGS, QTable, QTableError, SixteenBitTableWarning
-from .ratecontrol import encode_for_model
 
 __all__ = [
     "SUBSAMPLINGS",
@@ -62,5 +66,7 @@ def __getattr__(name: str):  # PEP 562: keep ``import dnnjpeg`` light
 
         return recompress
     if name == "encode_for_model":
+        from .ratecontrol import encode_for_model
+
         return encode_for_model
     raise AttributeError(f"module 'dnnjpeg' has no attribute {name!r}")
