@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, type=Path)
     p.add_argument("--ladders", default="standard,mozjpeg")
+    p.add_argument("--ladder", action="append", default=[], metavar="SPEC",
+                   help="one more ladder (repeatable), for specs with commas: --ladder trellis:5-24,25-95:5")
     p.add_argument("--taus", default="0.02,0.05,0.1,0.2")
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--limit", type=int, default=None)
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     clfs = load_classifiers(RateControl(models=(args.model,)))
     taus = [float(x) for x in args.taus.split(",")]
     report: dict[str, Any] = {"n": len(images), "model": args.model, "ladders": {}}
-    for ladder in args.ladders.split(","):
+    for ladder in [*filter(None, args.ladders.split(",")), *args.ladder]:
         t, sec = _table(images, ladder, clfs, args.batch_size, args.cache)
         print(f"\n== {ladder}: {len(images)} images, {len(t.labels)} rungs; exhaustive: {1 + len(t.labels)} evals/img, "
               f"{len(images) / sec:.2f} images/s ({sec:.0f} s)")

@@ -162,26 +162,33 @@ def get_ladder(spec: str) -> Ladder:
 
 
 def parse_qualities(arg: str | None, what: str = "ladder") -> tuple[int, ...]:
-    """``None`` -> :data:`DEFAULT_QUALITIES`; ``"20,30,50"``; ``"10-95:5"`` / ``"10-95"`` (step 1), sorted.
+    """``None`` -> :data:`DEFAULT_QUALITIES`; ``"20,30,50"``; ``"10-95:5"`` / ``"10-95"`` (step 1); parts joined
+    by commas (``"5-24,25-95:5"``), sorted.
 
     Example:
         >>> parse_qualities("50,20,30"), parse_qualities("90-100:5")
         ((20, 30, 50), (90, 95, 100))
+        >>> parse_qualities("5-9,10-30:10")
+        (5, 6, 7, 8, 9, 10, 20, 30)
     """
     if arg is None:
         return DEFAULT_QUALITIES
-    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*(?::\s*(\d+)\s*)?", arg)
-    if m:
-        lo, hi, step = int(m[1]), int(m[2]), int(m[3] or 1)
-        if step < 1 or lo > hi:
-            raise ValueError(f"{what}: bad quality range {arg!r} (want START-STOP:STEP with START <= STOP, STEP >= 1)")
-        qs = list(range(lo, hi + 1, step))
-    else:
-        try:
-            qs = [int(t) for t in arg.split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"{what}: qualities {arg!r} are not a list like 20,30,50 "
-                             "or a range like 10-95:5") from None
+    qs: list[int] = []
+    for part in arg.split(","):
+        if not part.strip():
+            continue
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*(?::\s*(\d+)\s*)?", part)
+        if m:
+            lo, hi, step = int(m[1]), int(m[2]), int(m[3] or 1)
+            if step < 1 or lo > hi:
+                raise ValueError(f"{what}: bad quality range {part.strip()!r} (want START-STOP:STEP with "
+                                 "START <= STOP, STEP >= 1)")
+            qs.extend(range(lo, hi + 1, step))
+        elif part.strip().isdigit():
+            qs.append(int(part))
+        else:
+            raise ValueError(f"{what}: qualities {arg!r} are not a list like 20,30,50, a range like 10-95:5 "
+                             "or both joined by commas (5-24,25-95:5)")
     bad = [q for q in qs if not 1 <= q <= 100]
     if bad or not qs or len(set(qs)) != len(qs):
         raise ValueError(f"{what}: qualities {arg!r} must be distinct integers in 1..100")
