@@ -124,3 +124,12 @@ def test_subpackages_reexport_their_public_names():
             warnings.simplefilter("error")
             for name in module.__all__:
                 assert getattr(module, name) is not None, f"{pkg}.{name}"
+
+
+def test_every_subpackage_is_installed():
+    """pyproject lists packages explicitly: a new subpackage missing there imports from a checkout only."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert on_disk <= listed, f"add to [tool.setuptools] packages: {sorted(on_disk - listed)}"

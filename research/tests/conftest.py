@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from PIL import Image
+
+# ``research`` is not installed: reach it from the checkout, after site-packages, so that ``dnnjpeg`` stays the
+# installed copy when CI installs it (tests/test_packaging.py checks that).
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
 
 
 @pytest.fixture(scope="session")
