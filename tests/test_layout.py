@@ -130,6 +130,7 @@ def test_every_subpackage_is_installed():
     """pyproject lists packages explicitly: a new subpackage missing there imports from a checkout only."""
     import tomllib
 
-    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    on_disk = {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    repo = Path(__file__).resolve().parents[1]  # the checkout (PACKAGE may be the installed copy)
+    listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.relative_to(repo).parent.parts) for p in (repo / "dnnjpeg").rglob("__init__.py")}
     assert on_disk <= listed, f"add to [tool.setuptools] packages: {sorted(on_disk - listed)}"
