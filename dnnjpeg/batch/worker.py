@@ -31,7 +31,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -431,6 +431,19 @@ def process(src_root: str, dst_root: str, task: Task, opts: Options) -> dict[str
     return record
 
 
+def _prepare_each(src_root: str, dst_root: str, tasks: list[Task], opts: Options,
+                  records: list[dict[str, Any]]) -> Iterator[tuple[Task, dict[str, Any], Any, float]]:
+    """Read and prepare each task in turn (its record appended to ``records`` first): ``(task, record, the
+    prepared output or None, seconds spent)``; a batch that stops early simply stops iterating."""
+    for t in tasks:
+        task = Task(*t)
+        t0 = time.perf_counter()
+        record = _new_record(task)
+        records.append(record)
+        out = _guarded(record, _prepare, src_root, dst_root, task, opts, record)
+        yield task, record, out, time.perf_counter() - t0
+
+
 def process_batch(
     src_root: str, dst_root: str, tasks: list[Task], opts: Options, pending_bytes: int = PENDING_BYTES
 ) -> list[dict[str, Any]]:
@@ -447,13 +460,7 @@ def process_batch(
     records: list[dict[str, Any]] = []
     pending: list[tuple[Task, dict[str, Any], _Output, float]] = []
     held = 0
-    for t in tasks:
-        task = Task(*t)
-        t0 = time.perf_counter()
-        record = _new_record(task)
-        records.append(record)
-        out = _guarded(record, _prepare, src_root, dst_root, task, opts, record)
-        spent = time.perf_counter() - t0
+    for task, record, out, spent in _prepare_each(src_root, dst_root, tasks, opts, records):
         if out is None:
             record["seconds"] = round(spent, 4)
             if record["status"] == NO_SPACE:
@@ -601,13 +608,7 @@ def _process_rate_controlled(
     group: list[tuple[Task, dict[str, Any], _Decoded, float]] = []
     pending: list[tuple[Task, dict[str, Any], _Output, float]] = []
     held = 0
-    for t in tasks:
-        task = Task(*t)
-        t0 = time.perf_counter()
-        record = _new_record(task)
-        records.append(record)
-        out = _guarded(record, _prepare, src_root, dst_root, task, opts, record)
-        spent = time.perf_counter() - t0
+    for task, record, out, spent in _prepare_each(src_root, dst_root, tasks, opts, records):
         if isinstance(out, _Decoded):
             group.append((task, record, out, spent))
             held += _pixel_bytes(out.image)
