@@ -29,8 +29,10 @@ __all__ = ["from_keywords", "same"]
 T = TypeVar("T")
 
 
-def from_keywords(cls: type[T], options: T | None, keywords: Mapping[str, Any], what: str) -> T:
-    """``options`` (default ``cls()``) with ``keywords`` (field names of ``cls``) applied.
+def from_keywords(cls: type[T], options: T | None, keywords: Mapping[str, Any], what: str, *,
+                  label: str = "options") -> T:
+    """``options`` (default ``cls()``) with ``keywords`` (field names of ``cls``) applied; ``label`` names the
+    options argument in the error messages.
 
     Raises:
         TypeError: a keyword that is no field of ``cls`` (``unknown {what} 'x'; known: ...``), or
@@ -44,14 +46,14 @@ def from_keywords(cls: type[T], options: T | None, keywords: Mapping[str, Any], 
     if options is None:
         return cls(**keywords)
     if not isinstance(options, cls):
-        raise TypeError(f"options must be a {cls.__name__}, got {type(options).__name__}")
+        raise TypeError(f"{label} must be a {cls.__name__}, got {type(options).__name__}")
     if not keywords:
         return options
     merged = dataclasses.replace(options, **keywords)  # type: ignore[type-var]  # keywords normalised as fields are
     for key in keywords:
         if not same(getattr(merged, key), getattr(options, key)):
             raise ValueError(
-                f"{key}={keywords[key]!r} contradicts options.{key}={getattr(options, key)!r}; "
+                f"{key}={keywords[key]!r} contradicts {label}.{key}={getattr(options, key)!r}; "
                 "give the setting in one place"
             )
     return options

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .._settings import from_keywords
 from ..errors import DnnjpegError
 from ..options import EncodeOptions, TableSpec
 from ..qtable import QTable
@@ -477,15 +478,7 @@ def _merge_options(
     if workers is not None:
         run_kw["workers"] = workers
     encode = EncodeOptions.from_kwargs(options, **encode_kw)
-    if run_options is None:
-        return encode, RecompressOptions(**run_kw)
-    for key, value in run_kw.items():
-        if getattr(run_options, key) != value:
-            raise ValueError(
-                f"{key}={value!r} contradicts run_options.{key}={getattr(run_options, key)!r}; "
-                "give the setting in one place"
-            )
-    return encode, run_options
+    return encode, from_keywords(RecompressOptions, run_options, run_kw, "recompress keyword", label="run_options")
 
 
 # -- the run -------------------------------------------------------------------------
